@@ -1,0 +1,168 @@
+"""`ic`: the kernel's command line.
+
+Start-up cost is a product feature (DESIGN 6: within 2.5x of a bare `import sqlite3`), so this module
+imports only the one command group the user asked for, and never asyncio, pydantic or Textual.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sqlite3
+import sys
+from collections.abc import Sequence
+
+# group name -> (module, one-line description). Each module defines `build(parser, name)`.
+GROUPS: dict[str, tuple[str, str]] = {
+    "init": ("kernel.cli.admin", "create .clavain/intercore.db here (or at --db) and migrate it"),
+    "health": ("kernel.cli.admin", "check the database: schema, integrity, journal mode"),
+    "version": ("kernel.cli.admin", "print the CLI and schema versions"),
+    "run": ("kernel.cli.run", "runs: create, inspect and move through phases"),
+    "gate": ("kernel.cli.gate", "gates: check, override and list rules"),
+    "dispatch": ("kernel.cli.dispatch", "spawn and supervise agent processes, record their tokens"),
+    "events": ("kernel.cli.events", "the unified event stream: tail, follow, cursors, record"),
+    "state": ("kernel.cli.state", "key/scope JSON state with TTL"),
+    "sentinel": ("kernel.cli.sentinel", "rate-limiting sentinels"),
+    "portfolio": ("kernel.cli.portfolio", "cross-project portfolio runs: deps, order, status, relay"),
+}
+
+# Global options, accepted before or after the command (DESIGN 3.2).
+GLOBAL_VALUE_FLAGS = ("--db", "--timeout")
+GLOBAL_BOOL_FLAGS = ("--json", "--verbose", "-v")
+
+
+def _usage() -> str:
+    width = max(len(name) for name in GROUPS)
+    lines = [
+        "usage: ic [--db=PATH] [--json] [--timeout=DUR] [--verbose] <command> ...",
+        "",
+        "The orchestration kernel: runs, phases, gates, dispatches and events of this project.",
+        "",
+        "commands:",
+        *(f"  {name:<{width}}  {desc}" for name, (_, desc) in GROUPS.items()),
+        "",
+        "global options:",
+        "  --db=PATH       database to use (default: nearest .clavain/intercore.db walking up)",
+        "  --json          compact JSON output, one document per line",
+        "  --timeout=DUR   how long to wait for a busy database (default 5s)",
+        "  --verbose       diagnostics on stderr",
+        "",
+        "exit codes: 0 ok, 1 expected negative (not found, blocked, limit), 2 unexpected error, 3 usage",
+        "Run `ic <command> --help` for the command's own options.",
+    ]
+    return "\n".join(lines)
+
+
+def _split_globals(argv: Sequence[str]) -> tuple[dict[str, str | bool], list[str]]:
+    """Pull global options out of argv wherever they stand; return them and the remaining words.
+
+    A command may own a flag with a global's name (e.g. `dispatch wait --timeout=DUR`): such a module
+    lists it in `OWN_FLAGS[subcommand]`, and after the command word that flag is left to the command.
+    """
+    from kernel.errors import UsageError
+
+    found: dict[str, str | bool] = {}
+    rest: list[str] = []
+    group: str | None = None
+    subcommand: str | None = None
+    own: set[str] = set()
+    i = 0
+    words = list(argv)
+    while i < len(words):
+        word = words[i]
+        if word == "--":
+            rest.extend(words[i:])
+            break
+        name, eq, value = word.partition("=")
+        if name in GLOBAL_VALUE_FLAGS and name not in own:
+            if not eq:
+                if i + 1 >= len(words):
+                    raise UsageError(f"{name} needs a value")
+                value = words[i + 1]
+                i += 1
+            found[name[2:]] = value
+        elif word in GLOBAL_BOOL_FLAGS and word not in own:
+            found["verbose" if word == "-v" else word[2:]] = True
+        else:
+            rest.append(word)
+            if not word.startswith("-"):
+                if group is None:
+                    group = word
+                elif subcommand is None:
+                    subcommand = word
+                    own = _own_flags(group, subcommand)
+        i += 1
+    return found, rest
+
+
+def _own_flags(group: str, subcommand: str) -> set[str]:
+    entry = GROUPS.get(group)
+    if entry is None:
+        return set()
+    try:
+        module = importlib.import_module(entry[0])
+    except ImportError:
+        return set()
+    own: dict[str, set[str]] = getattr(module, "OWN_FLAGS", {})
+    return set(own.get(subcommand, set()))
+
+
+def run(argv: Sequence[str]) -> int:
+    from kernel.cli.common import Ctx, Parser
+    from kernel.durations import parse_duration
+    from kernel.errors import KernelError, UsageError
+
+    ctx = Ctx()
+    try:
+        found, rest = _split_globals(argv)
+        ctx.db = str(found["db"]) if "db" in found else None
+        ctx.json = bool(found.get("json", False))
+        ctx.verbose = bool(found.get("verbose", False))
+        if "timeout" in found:
+            ctx.timeout = parse_duration(str(found["timeout"]), flag="timeout")
+        if not rest or rest[0] in ("-h", "--help", "help"):
+            sys.stdout.write(_usage() + "\n")
+            return 0 if rest else 3
+        name = rest[0]
+        if name not in GROUPS:
+            raise UsageError(f"unknown command {name!r}; run `ic --help` for the list")
+        module = importlib.import_module(GROUPS[name][0])
+        parser = Parser(prog=f"ic {name}", description=GROUPS[name][1])
+        module.build(parser, name)
+        args = parser.parse_args(rest[1:])
+        code: int = args.handler(args, ctx)
+        return code
+    except KernelError as exc:
+        sys.stderr.write(f"ic: {exc.message}\n")
+        return exc.exit_code
+    except SystemExit as exc:  # argparse --help
+        return exc.code if isinstance(exc.code, int) else 0
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except sqlite3.Error as exc:
+        text = str(exc) or type(exc).__name__
+        sys.stderr.write(f"ic: database error: {text}\n")
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the contract is one line, never a traceback
+        sys.stderr.write(f"ic: unexpected {type(exc).__name__}: {exc}\n")
+        if ctx.verbose:
+            import traceback
+
+            traceback.print_exc()
+        return 2
+    finally:
+        ctx.close()
+
+
+def main() -> None:
+    code = run(sys.argv[1:])
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

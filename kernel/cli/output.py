@@ -1,0 +1,46 @@
+"""How `ic` writes results: compact sorted-key JSON, or tab-separated text tables."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+def dumps(obj: Any) -> str:
+    """The one JSON encoding of every `--json` output (DESIGN 3.2)."""
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(dumps(obj) + "\n")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict | list):
+        return dumps(value)
+    # Tabs and newlines inside a value would break the table for `cut`/`awk`.
+    return str(value).replace("\t", " ").replace("\n", " ")
+
+
+def emit_table(rows: Iterable[Sequence[Any]], header: Sequence[str] | None = None) -> None:
+    out = sys.stdout
+    if header:
+        out.write("\t".join(header) + "\n")
+    for row in rows:
+        out.write("\t".join(_cell(v) for v in row) + "\n")
+
+
+def emit_fields(obj: dict[str, Any]) -> None:
+    """A record as `key<TAB>value` lines, in a stable order."""
+    for key in sorted(obj):
+        sys.stdout.write(f"{key}\t{_cell(obj[key])}\n")
+
+
+def emit_line(text: str) -> None:
+    sys.stdout.write(text + "\n")

@@ -1,0 +1,72 @@
+"""Shared fixtures: real kernel databases in temp dirs and a runner for the real `ic` executable."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kernel import db as kdb
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def ic_executable() -> list[str]:
+    """The installed `ic` console script, or the module as a fallback (same code path)."""
+    found = shutil.which("ic")
+    return [found] if found else [sys.executable, "-m", "kernel.cli.main"]
+
+
+@dataclass
+class IcResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+    def json_lines(self) -> list[Any]:
+        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+
+
+@dataclass
+class Project:
+    """A real project directory with an initialised `.clavain/intercore.db`."""
+
+    dir: Path
+
+    @property
+    def db(self) -> Path:
+        return self.dir / kdb.DB_DIR / kdb.DB_NAME
+
+    def ic(self, *args: str, stdin: str | None = None, cwd: Path | None = None, timeout: float = 60) -> IcResult:
+        proc = subprocess.run(
+            [*ic_executable(), *args],
+            cwd=cwd or self.dir,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+        return IcResult(proc.returncode, proc.stdout, proc.stderr)
+
+    def connect(self) -> Any:
+        return kdb.open_db(self.db)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    proj = Project(tmp_path / "proj")
+    proj.dir.mkdir()
+    kdb.init_db(proj.db)
+    yield proj
