@@ -79,7 +79,9 @@ MAX_EVENT_ID = Query("SELECT max(id) FROM events", _scalar_int)
 CURSOR_BY_NAME = Query(
     f"SELECT {EventCursor.COLUMNS} FROM event_cursors WHERE consumer = ?", EventCursor.from_row
 )
-CURSORS_ALL = Query(f"SELECT {EventCursor.COLUMNS} FROM event_cursors ORDER BY consumer", EventCursor.from_row)
+CURSORS_ALL = Query(
+    f"SELECT {EventCursor.COLUMNS} FROM event_cursors ORDER BY consumer", EventCursor.from_row
+)
 
 # -- dispatches and tokens -------------------------------------------------------------------------
 DISPATCH_BY_ID = Query(f"SELECT {Dispatch.COLUMNS} FROM dispatches WHERE id = ?", Dispatch.from_row)

@@ -48,7 +48,9 @@ class Project:
     def db(self) -> Path:
         return self.dir / kdb.DB_DIR / kdb.DB_NAME
 
-    def ic(self, *args: str, stdin: str | None = None, cwd: Path | None = None, timeout: float = 60) -> IcResult:
+    def ic(
+        self, *args: str, stdin: str | None = None, cwd: Path | None = None, timeout: float = 60
+    ) -> IcResult:
         proc = subprocess.run(
             [*ic_executable(), *args],
             cwd=cwd or self.dir,

@@ -6,10 +6,10 @@ an idle fleet look busy.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class UnifiedStatus(str, Enum):
+class UnifiedStatus(StrEnum):
     ACTIVE = "active"
     BLOCKED = "blocked"
     WAITING = "waiting"

@@ -144,7 +144,7 @@ def run(argv: Sequence[str]) -> int:
         text = str(exc) or type(exc).__name__
         sys.stderr.write(f"ic: database error: {text}\n")
         return 2
-    except Exception as exc:  # noqa: BLE001 - the contract is one line, never a traceback
+    except Exception as exc:  # the contract is one line, never a traceback
         sys.stderr.write(f"ic: unexpected {type(exc).__name__}: {exc}\n")
         if ctx.verbose:
             import traceback
