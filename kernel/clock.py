@@ -17,12 +17,29 @@ def now() -> int:
     return int(time.time())
 
 
+_seeded: list[object] = []
+
+
+def _seeded_id(seed: str) -> str:
+    """Deterministic ids for fixtures and snapshot tests (IC_ID_SEED); never used in production."""
+    import random
+
+    if not _seeded:
+        _seeded.append(random.Random(seed))
+    rng = _seeded[0]
+    assert isinstance(rng, random.Random)
+    return "".join(rng.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
+
+
 def new_id() -> str:
     """8 random characters from [a-z0-9], drawn from os.urandom like `secrets` does.
 
     Rejection sampling keeps the distribution uniform; `secrets` itself is not imported because its
     import chain (random, hashlib, hmac) costs measurable milliseconds on every `ic` call.
     """
+    seed = os.environ.get("IC_ID_SEED")
+    if seed:
+        return _seeded_id(seed)
     out: list[str] = []
     limit = 256 - (256 % len(ID_ALPHABET))
     while len(out) < ID_LENGTH:
