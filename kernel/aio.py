@@ -14,10 +14,22 @@ from urllib.parse import quote
 
 import aiosqlite
 
+from kernel import clock
 from kernel import db as kdb
 from kernel import queries as q
 from kernel.errors import StorageError
-from kernel.model import Dispatch, Event, ProjectDep, Run, RunAgent, RunArtifact, TokenTotals
+from kernel.model import (
+    Dispatch,
+    Event,
+    EventCursor,
+    ProjectDep,
+    Run,
+    RunAgent,
+    RunArtifact,
+    Sentinel,
+    StateEntry,
+    TokenTotals,
+)
 
 T = TypeVar("T")
 
@@ -81,6 +93,13 @@ async def events_since(conn: aiosqlite.Connection, after_id: int = 0, limit: int
     return await fetch_all(conn, q.EVENTS_SINCE, after_id, limit)
 
 
+async def run_events_since(
+    conn: aiosqlite.Connection, run_id: str, after_id: int = 0, limit: int = 1000
+) -> list[Event]:
+    """A run's events after `after_id`, oldest first: incremental reads of one run's history."""
+    return await fetch_all(conn, q.EVENTS_OF_RUN_SINCE, run_id, after_id, limit)
+
+
 async def latest_events(conn: aiosqlite.Connection, limit: int = 100) -> list[Event]:
     return await fetch_all(conn, q.EVENTS_LATEST, limit)
 
@@ -118,3 +137,34 @@ async def artifacts(conn: aiosqlite.Connection, run_id: str) -> list[RunArtifact
 
 async def deps(conn: aiosqlite.Connection, portfolio_id: str) -> list[ProjectDep]:
     return await fetch_all(conn, q.DEPS_OF_PORTFOLIO, portfolio_id)
+
+
+# -- consumer cursors, state and sentinels: the same reads as `ic events cursor list`, `ic state ...` --
+
+
+async def cursors(conn: aiosqlite.Connection) -> list[EventCursor]:
+    return await fetch_all(conn, q.CURSORS_ALL)
+
+
+async def cursor(conn: aiosqlite.Connection, consumer: str) -> EventCursor | None:
+    return await fetch_one(conn, q.CURSOR_BY_NAME, consumer)
+
+
+async def state_entries(
+    conn: aiosqlite.Connection, *, scope: str | None = None, now: int | None = None
+) -> list[StateEntry]:
+    """Live (unexpired at `now`, default the kernel clock) state entries, all scopes or one."""
+    at = clock.now() if now is None else now
+    if scope is None:
+        return await fetch_all(conn, q.STATE_LIVE, at)
+    return await fetch_all(conn, q.STATE_LIVE_OF_SCOPE, scope, at)
+
+
+async def state_entry(
+    conn: aiosqlite.Connection, key: str, scope: str = "", *, now: int | None = None
+) -> StateEntry | None:
+    return await fetch_one(conn, q.STATE_GET, key, scope, clock.now() if now is None else now)
+
+
+async def sentinels(conn: aiosqlite.Connection) -> list[Sentinel]:
+    return await fetch_all(conn, q.SENTINELS_ALL)

@@ -84,8 +84,14 @@ def connect(path: Path, *, timeout: float = DEFAULT_TIMEOUT, readonly: bool = Fa
             conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
-    except sqlite3.Error as exc:
+        # WAL + NORMAL: a commit survives any process crash (kill -9) and the file never corrupts; only
+        # an OS crash or power loss can drop the last commits. FULL would fsync on every commit, which
+        # under 16 queued writers pushes waiters past the busy timeout.
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.OperationalError as exc:
         raise StorageError(f"{path}: cannot open database: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise StorageError(f"{path}: not a usable kernel database ({exc})") from exc
     conn.row_factory = sqlite3.Row
     return conn
 

@@ -14,6 +14,7 @@ DISPATCH = "dispatch"
 RUN = "run"
 BUDGET = "budget"
 RELAY = "relay"
+STATE = "state"
 
 # phase machine (source "phase")
 RUN_CREATED = "created"
@@ -34,6 +35,9 @@ AGENT_ADDED = "agent.added"
 AGENT_UPDATED = "agent.updated"
 ARTIFACT_ADDED = "artifact.added"
 RUN_SET = "set"
+# portfolio dependencies (source "run", on the portfolio parent)
+DEP_ADDED = "dep.added"
+DEP_REMOVED = "dep.removed"
 
 # dispatches (source "dispatch"): the type is the status entered, plus token updates
 DISPATCH_SPAWNED = "spawned"
@@ -48,6 +52,14 @@ DISPATCH_TOKENS = "tokens"
 BUDGET_WARNING = "budget.warning"
 BUDGET_EXCEEDED = "budget.exceeded"
 
+# state and sentinels (source "state"); the reason is the key or sentinel name, the payload its scope
+STATE_SET = "state.set"
+STATE_DELETED = "state.deleted"
+STATE_PRUNED = "state.pruned"
+SENTINEL_FIRED = "sentinel.fired"
+SENTINEL_RESET = "sentinel.reset"
+SENTINEL_PRUNED = "sentinel.pruned"
+
 # portfolio relay (source "relay")
 CHILD_ADVANCED = "child_advanced"
 CHILD_BLOCKED = "child_blocked"
@@ -61,6 +73,7 @@ KERNEL_EVENTS: frozenset[tuple[str, str]] = frozenset(
         *((PHASE, t) for t in (RUN_CREATED, ADVANCE, SKIP, BLOCK, PAUSE, ROLLBACK, CANCEL, COMPLETE, FAIL)),
         (GATE, GATE_OVERRIDE),
         *((RUN, t) for t in (AGENT_ADDED, AGENT_UPDATED, ARTIFACT_ADDED, RUN_SET)),
+        *((RUN, t) for t in (DEP_ADDED, DEP_REMOVED)),
         *(
             (DISPATCH, t)
             for t in (
@@ -72,6 +85,10 @@ KERNEL_EVENTS: frozenset[tuple[str, str]] = frozenset(
                 DISPATCH_CANCELLED,
                 DISPATCH_TOKENS,
             )
+        ),
+        *(
+            (STATE, t)
+            for t in (STATE_SET, STATE_DELETED, STATE_PRUNED, SENTINEL_FIRED, SENTINEL_RESET, SENTINEL_PRUNED)
         ),
         (BUDGET, BUDGET_WARNING),
         (BUDGET, BUDGET_EXCEEDED),

@@ -19,6 +19,8 @@ from kernel.model import (
     Run,
     RunAgent,
     RunArtifact,
+    Sentinel,
+    StateEntry,
     TokenTotals,
 )
 
@@ -119,3 +121,195 @@ DEPS_OF_PORTFOLIO = Query(
     f"SELECT {ProjectDep.COLUMNS} FROM project_deps WHERE portfolio_id = ? ORDER BY upstream, downstream",
     ProjectDep.from_row,
 )
+
+# -- events, state and sentinels -------------------------------------------------------------------
+# `LIMIT -1` is SQLite for "no limit": EVENTS_SINCE / EVENTS_OF_RUN_SINCE serve both paged and full reads.
+EVENT_BY_ID = Query(f"SELECT {Event.COLUMNS} FROM events WHERE id = ?", Event.from_row)
+RUN_EXISTS = Query("SELECT count(*) FROM runs WHERE id = ?", _scalar_int)
+EVENTS_OF_RUN_COUNT = Query("SELECT count(*) FROM events WHERE run_id = ?", _scalar_int)
+# Live state: rows whose TTL has not run out at the given time (expires_at is exclusive).
+STATE_GET = Query(
+    f"SELECT {StateEntry.COLUMNS} FROM state WHERE key = ? AND scope = ? "
+    "AND (expires_at IS NULL OR expires_at > ?)",
+    StateEntry.from_row,
+)
+STATE_LIVE = Query(
+    f"SELECT {StateEntry.COLUMNS} FROM state WHERE expires_at IS NULL OR expires_at > ? ORDER BY scope, key",
+    StateEntry.from_row,
+)
+STATE_LIVE_OF_SCOPE = Query(
+    f"SELECT {StateEntry.COLUMNS} FROM state WHERE scope = ? AND (expires_at IS NULL OR expires_at > ?) "
+    "ORDER BY key",
+    StateEntry.from_row,
+)
+SENTINEL_BY_NAME = Query(
+    f"SELECT {Sentinel.COLUMNS} FROM sentinels WHERE name = ? AND scope = ?", Sentinel.from_row
+)
+SENTINELS_ALL = Query(f"SELECT {Sentinel.COLUMNS} FROM sentinels ORDER BY scope, name", Sentinel.from_row)
+
+# -- portfolio runs (issue 4): parents, children, deps, relay cursors and events, dispatch slots ------
+from kernel.portfolio.rows import DispatchSlot, RelayCursor  # noqa: E402
+
+CHILD_OF_PROJECT = Query(
+    f"SELECT {Run.COLUMNS} FROM runs WHERE parent_run_id = ? AND project_dir = ?", Run.from_row
+)
+DEPS_UPSTREAMS_OF = Query(
+    f"SELECT {ProjectDep.COLUMNS} FROM project_deps WHERE portfolio_id = ? AND downstream = ? "
+    "ORDER BY upstream",
+    ProjectDep.from_row,
+)
+DEPS_DOWNSTREAMS_OF = Query(
+    f"SELECT {ProjectDep.COLUMNS} FROM project_deps WHERE portfolio_id = ? AND upstream = ? "
+    "ORDER BY downstream",
+    ProjectDep.from_row,
+)
+RELAY_CURSOR = Query(
+    f"SELECT {RelayCursor.COLUMNS} FROM relay_cursors WHERE portfolio_id = ? AND project_dir = ?",
+    RelayCursor.from_row,
+)
+RELAY_CURSORS_OF_PORTFOLIO = Query(
+    f"SELECT {RelayCursor.COLUMNS} FROM relay_cursors WHERE portfolio_id = ? ORDER BY project_dir",
+    RelayCursor.from_row,
+)
+# Relayed events of one portfolio (child_* and upstream_changed), oldest first, after an id.
+RELAY_EVENTS_OF_PORTFOLIO = Query(
+    f"SELECT {Event.COLUMNS} FROM events WHERE source = 'relay' AND id > ? "
+    "AND run_id IN (SELECT id FROM runs WHERE parent_run_id = ?) ORDER BY id LIMIT ?",
+    Event.from_row,
+)
+# A child's phase events in a project database, in the window (after, upto] of one relay read. The
+# payload (gate evidence) is not copied by the relay, so it is not read (NULL): parsing it would cost
+# about 10 ms of a 20-child tick.
+CHILD_PHASE_EVENTS_IN_WINDOW = Query(
+    "SELECT id, run_id, source, type, from_state, to_state, reason, dispatch_id, NULL, timestamp "
+    "FROM events WHERE run_id = ? AND id > ? AND id <= ? AND source = 'phase' ORDER BY id",
+    Event.from_row,
+)
+# The highest event id ever handed out (survives deletions, unlike max(id)): the relay's read horizon.
+EVENTS_SEQUENCE = Query("SELECT seq FROM sqlite_sequence WHERE name = 'events'", _scalar_int)
+SLOTS_OF_PORTFOLIO = Query(
+    f"SELECT {DispatchSlot.COLUMNS} FROM dispatch_slots WHERE portfolio_id = ? "
+    "ORDER BY acquired_at, dispatch_id",
+    DispatchSlot.from_row,
+)
+
+# -- runs, phases and run tracking (runs and gates) ------------------------------------------------
+def _phase_row(row: Any) -> tuple[str, str, str]:
+    return str(row[0]), str(row[1]), str(row[2])
+
+
+def _first_str(row: Any) -> str:
+    return str(row[0])
+
+
+# `ic run phase` is benchmarked: three columns, no row type.
+RUN_PHASE = Query("SELECT id, phase, status FROM runs WHERE id = ?", _phase_row)
+RUNS_OF_SCOPE = Query(
+    f"SELECT {Run.COLUMNS} FROM runs WHERE scope_id = ? ORDER BY created_at DESC, id", Run.from_row
+)
+RUNS_ACTIVE_OF_SCOPE = Query(
+    f"SELECT {Run.COLUMNS} FROM runs WHERE status = 'active' AND scope_id = ? ORDER BY created_at DESC, id",
+    Run.from_row,
+)
+# Newest first; rowid breaks ties between runs created in the same second.
+RUN_CURRENT_OF_PROJECT = Query(
+    f"SELECT {Run.COLUMNS} FROM runs WHERE project_dir = ? AND status = 'active' "
+    "ORDER BY created_at DESC, rowid DESC LIMIT 1",
+    Run.from_row,
+)
+PHASE_SKIPS_OF_RUN = Query("SELECT phase FROM phase_skips WHERE run_id = ? ORDER BY phase", _first_str)
+AGENT_BY_ID = Query(f"SELECT {RunAgent.COLUMNS} FROM run_agents WHERE id = ?", RunAgent.from_row)
+AGENTS_ACTIVE_COUNT = Query(
+    "SELECT count(*) FROM run_agents WHERE run_id = ? AND status = 'active'", _scalar_int
+)
+ARTIFACTS_OF_RUN_PHASE = Query(
+    f"SELECT {RunArtifact.COLUMNS} FROM run_artifacts WHERE run_id = ? AND phase = ? ORDER BY created_at, id",
+    RunArtifact.from_row,
+)
+# Verdicts in the order they were recorded (rowid), so "the latest verdict" is well defined.
+VERDICTS_OF_RUN_PHASE = Query(
+    f"SELECT {RunArtifact.COLUMNS} FROM run_artifacts WHERE run_id = ? AND phase = ? AND kind = 'verdict' "
+    "ORDER BY rowid",
+    RunArtifact.from_row,
+)
+
+
+# -- bigend aggregator (issue 5): the dashboard's reads, plain row tuples -----------------------------
+# Bigend reads whole projects at a time (DESIGN 6: 50 projects x 200 runs, 500 dispatches in <= 150 ms),
+# so these select only the columns it shows and leave rows as tuples; the aggregator builds its own
+# snapshot objects from them. Live rows are always read; finished ones only the newest N (the `?`), so a
+# project's read cost stays bounded however much history it accumulates. Token sums are exact anyway.
+# "Newest" finished rows are the last inserted (rowid): no sort of the whole history, the scan stops
+# after N. The unary `+` keeps SQLite on the events_run index (walk one run's events newest first)
+# instead of scanning every phase event through events_source, 20x slower on a busy project. Finished
+# runs skip both per-run lookups (the CASE keeps SQLite from computing the join key for them): their
+# time in phase is not shown and they cannot be blocked.
+def _raw_row(row: Any) -> tuple[Any, ...]:
+    return tuple(row)
+
+
+_TERMINAL_DISPATCH = "('completed', 'failed', 'timeout', 'cancelled')"
+BIGEND_RUNS = Query(
+    "WITH picked AS (SELECT id FROM runs WHERE status = 'active' UNION ALL "
+    " SELECT id FROM (SELECT id FROM runs WHERE status != 'active' ORDER BY rowid DESC LIMIT ?)) "
+    "SELECT r.id, r.project_dir, r.goal, r.status, r.phase, r.phases, r.complexity, r.parent_run_id, "
+    "r.scope_id, r.created_at, r.updated_at, r.completed_at, "
+    # time in phase: the last event that put the run in its phase (often the last phase event itself)
+    "CASE WHEN lp.type IN ('created', 'advance', 'rollback') AND lp.source = 'phase' THEN lp.timestamp "
+    " WHEN r.status = 'active' THEN (SELECT e.timestamp FROM events e WHERE e.run_id = r.id "
+    "  AND +e.source = 'phase' AND +e.type IN ('created', 'advance', 'rollback') ORDER BY e.id DESC LIMIT 1) "
+    "END, "
+    "lp.source, lp.type, lp.reason "
+    "FROM picked JOIN runs r ON r.id = picked.id "
+    "LEFT JOIN events lp ON lp.id = CASE WHEN r.status = 'active' THEN "
+    "(SELECT e.id FROM events e WHERE e.run_id = r.id AND +e.source IN ('phase', 'gate') "
+    " ORDER BY e.id DESC LIMIT 1) END "
+    "ORDER BY r.created_at DESC, r.id",
+    _raw_row,
+)
+_BIGEND_DISPATCH_COLUMNS = (
+    "id, scope_id, agent_type, name, model, status, pid, exit_code, error, created_at, started_at, "
+    "ended_at, input_tokens, output_tokens, cache_tokens, cost_usd"
+)
+BIGEND_DISPATCHES = Query(
+    f"SELECT {_BIGEND_DISPATCH_COLUMNS} FROM dispatches WHERE status NOT IN {_TERMINAL_DISPATCH} UNION ALL "
+    f"SELECT * FROM (SELECT {_BIGEND_DISPATCH_COLUMNS} FROM dispatches WHERE status IN {_TERMINAL_DISPATCH} "
+    "ORDER BY rowid DESC LIMIT ?) "
+    "ORDER BY created_at DESC, id",
+    _raw_row,
+)
+# Exact token sums and dispatch counts per run (scope_id NULL: dispatches of no run), and the run count.
+BIGEND_DISPATCH_TOTALS = Query(
+    "SELECT scope_id, sum(input_tokens), sum(output_tokens), sum(cache_tokens), count(*) FROM dispatches "
+    "GROUP BY scope_id",
+    _raw_row,
+)
+BIGEND_RUN_COUNT = Query("SELECT count(*) FROM runs", _scalar_int)
+BIGEND_EVENTS_LATEST = Query(
+    "SELECT id, run_id, source, type, from_state, to_state, reason, timestamp FROM events "
+    "ORDER BY id DESC LIMIT ?",
+    _raw_row,
+)
+
+# -- dispatch supervision and budgets (kernel/dispatch/, kernel/budget.py) --------------------------
+DISPATCHES_ACTIVE_OF_SCOPE = Query(
+    f"SELECT {Dispatch.COLUMNS} FROM dispatches WHERE scope_id = ? AND status IN ('spawned', 'running') "
+    "ORDER BY created_at DESC, id",
+    Dispatch.from_row,
+)
+COUNT_ACTIVE_DISPATCHES_OF_SCOPE = Query(
+    "SELECT count(*) FROM dispatches WHERE scope_id = ? AND status IN ('spawned', 'running')", _scalar_int
+)
+# The spawned/running events carry who supervises a dispatch (pid + start time) and its process group.
+DISPATCH_LIFECYCLE_EVENTS = Query(
+    f"SELECT {Event.COLUMNS} FROM events WHERE dispatch_id = ? AND source = 'dispatch' "
+    "AND type IN ('spawned', 'running') ORDER BY id",
+    Event.from_row,
+)
+DISPATCHES_ENDED_BEFORE = Query(
+    f"SELECT {Dispatch.COLUMNS} FROM dispatches "
+    "WHERE status IN ('completed', 'failed', 'timeout', 'cancelled') AND coalesce(ended_at, updated_at) < ? "
+    "ORDER BY id",
+    Dispatch.from_row,
+)
+RUN_BUDGET_LEVEL = Query("SELECT budget_level FROM runs WHERE id = ?", _scalar_int)

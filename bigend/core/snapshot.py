@@ -87,6 +87,15 @@ class ProjectState(_Model):
     tokens: TokenSummary = TokenSummary()
     error: str | None = Field(default=None, description="why the last read failed; data is the last good")
     refreshed_at: float | None = None
+    portfolio: bool = Field(
+        default=False, description="a workspace whose .clavain holds portfolio.db (portfolio parent runs)"
+    )
+    runs_total: int = Field(
+        default=0, description="runs in the database; `runs` holds every active one and the newest finished"
+    )
+    dispatches_total: int = Field(
+        default=0, description="dispatches in the database; `dispatches` holds every live one and the newest"
+    )
 
 
 class Metrics(_Model):
@@ -105,3 +114,6 @@ class KernelState(_Model):
     roots: list[str]
     projects: list[ProjectState]
     metrics: Metrics
+    root_errors: dict[str, str] = Field(
+        default={}, description="roots that could not be scanned: root -> why (missing, not readable)"
+    )

@@ -1,0 +1,473 @@
+"""The aggregator: one KernelState for every project under the roots, kept fresh cheaply.
+
+- `refresh()` reads the projects that need it through a bounded pool (`pool_size`, an asyncio.Semaphore),
+  each under its own timeout (`project_timeout`). A project whose read fails, hangs or times out keeps
+  its last good data plus an `error` (and counts in `metrics.kernel_errors`); the others update.
+  Refreshes never overlap: a second caller waits for the first to finish, then does its own.
+- Only changed projects are read again: the live loop hears of writes from watchfiles, a periodic stat
+  pass catches what file events miss, and `PRAGMA data_version` on each kept connection confirms.
+- `state` is the latest picture; an unchanged refresh returns the very same object, so "did anything
+  change?" is an identity check. (In the live loop, a refresh still waiting on a hung project
+  publishes what the others brought first.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from bigend.core import changes, reader
+from bigend.core.config import BigendConfig
+from bigend.core.construct import trusted
+from bigend.core.discovery import Project, discover, inspect_dir
+from bigend.core.metrics import EMPTY_TALLY, ProjectTally, combine
+from bigend.core.snapshot import KernelState, Metrics, ProjectState
+from kernel.errors import KernelError
+
+log = logging.getLogger(__name__)
+
+StateCallback = Callable[[KernelState], None]
+
+# A refresh still waiting on slow projects after this long publishes what it has (live mode only).
+PARTIAL_PUBLISH_AFTER = 0.25
+# A failing project is retried by the periodic stat pass at most this often (events and `r` retry at once).
+ERROR_RETRY_INTERVAL = 10.0
+
+
+@dataclass
+class _Slot:
+    """Everything the aggregator keeps about one project between refreshes."""
+
+    project: Project
+    state: ProjectState
+    tally: ProjectTally = EMPTY_TALLY
+    conn: aiosqlite.Connection | None = None
+    data_version: int | None = None
+    signature: changes.Signature | None = None
+    loaded: bool = False
+    error: str | None = None
+    error_at: float = 0.0
+    last_used: int = 0
+    reads: int = 0
+    reuse: reader.Reuse = field(default_factory=reader.Reuse)
+
+    @property
+    def key(self) -> str:
+        return self.project.key
+
+    def published(self) -> ProjectState:
+        if self.error == self.state.error:
+            return self.state
+        return self.state.model_copy(update={"error": self.error})
+
+
+@dataclass
+class _LiveRequests:
+    """What the live loop owes: projects hinted by file events, and pending safety passes."""
+
+    hints: set[str] = field(default_factory=set)
+    stat_pass: bool = False
+    verify_all: bool = False
+    rediscover: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add(self, keys: set[str]) -> None:
+        self.hints |= keys
+        self.wake.set()
+
+
+class Aggregator:
+    def __init__(self, config: BigendConfig) -> None:
+        self.config = config
+        self._slots: dict[str, _Slot] = {}
+        self._order: list[str] = []
+        self._root_errors: dict[str, str] = {}
+        self._discovered = False
+        self._generation = 0  # bumped whenever the set of projects or their databases changes
+        self._lock = asyncio.Lock()
+        self._sem = asyncio.Semaphore(config.pool_size)
+        self._limits = reader.Limits(
+            runs=config.runs_per_project,
+            dispatches=config.dispatches_per_project,
+            events=config.events_per_project,
+        )
+        self._tick = count(1)
+        self._busy: set[str] = set()  # projects being read right now: their connections stay
+        self._connected: dict[str, _Slot] = {}  # projects with an open read connection
+        self._stopping: set[asyncio.Future[Any]] = set()  # discarded connections still shutting down
+        self._state = self._empty_state()
+        #: keys of the projects whose database was actually read by the last refresh (tests, benchmarks)
+        self.last_read: frozenset[str] = frozenset()
+
+    # -- public API ---------------------------------------------------------------------------------
+    @property
+    def state(self) -> KernelState:
+        """The latest picture (an empty one, generated_at 0, before the first refresh)."""
+        return self._state
+
+    @property
+    def projects(self) -> list[Project]:
+        return [self._slots[key].project for key in self._order]
+
+    @property
+    def open_connections(self) -> int:
+        """Read connections currently kept open (each is a thread; capped by max_open_connections)."""
+        return len(self._connected)
+
+    def read_count(self, key: str) -> int:
+        """How many times the project's database has been read (tests: "only that project was re-read")."""
+        slot = self._slots.get(key)
+        return 0 if slot is None else slot.reads
+
+    async def refresh(self, *, force: bool = False, only: set[str] | None = None) -> KernelState:
+        """Bring the state up to date and return it.
+
+        Without arguments only projects that changed (stat signature, then data_version) are read;
+        `only` limits the pass to those project keys and checks each of them with data_version;
+        `force` reads every (selected) project whatever it looks like.
+        """
+        async with self._lock:
+            return await self._refresh_locked(force=force, only=only)
+
+    async def rediscover(self) -> None:
+        """Scan the roots again: new projects get a slot, vanished ones are dropped."""
+        async with self._lock:
+            await self._rediscover_locked()
+
+    async def run_live(self, on_state: StateCallback) -> None:
+        """Keep the state fresh until cancelled, calling `on_state` after every refresh that changed it.
+
+        The first call delivers the current picture. While a refresh waits on a slow project, what the
+        others brought is published after PARTIAL_PUBLISH_AFTER seconds, so one hung project never
+        holds back the rest.
+        """
+        requests = _LiveRequests()
+        watcher: asyncio.Task[None] | None = None
+        watched_generation = -1
+        timers = [
+            asyncio.create_task(self._every(self.config.poll_interval, requests, "stat_pass")),
+            asyncio.create_task(self._every(self.config.rediscover_interval, requests, "rediscover")),
+        ]
+        try:
+            async with self._lock:
+                if not self._discovered:
+                    await self._rediscover_locked()
+            first = True
+            while True:
+                # (Re)start the watcher when the project set changed; before the first read, so a write
+                # landing during that read is heard of.
+                if self._generation != watched_generation or (watcher is not None and watcher.done()):
+                    await changes.cancel_and_wait(watcher)
+                    watched_generation = self._generation
+                    watcher = asyncio.create_task(self._watch(self._watch_dirs(), requests))
+                if first:
+                    first = False
+                    async with self._lock:
+                        await self._refresh_locked(force=False, only=None, on_partial=on_state)
+                    on_state(self._state)
+                    continue
+                await requests.wake.wait()
+                requests.wake.clear()
+                before = self._state
+                async with self._lock:
+                    if requests.rediscover:
+                        requests.rediscover = False
+                        requests.verify_all = True
+                        await self._rediscover_locked()
+                    hints, requests.hints = requests.hints, set()
+                    if requests.verify_all or requests.stat_pass:
+                        verify, requests.verify_all, requests.stat_pass = requests.verify_all, False, False
+                        await self._refresh_locked(force=False, only=None, verify=verify, on_partial=on_state)
+                    if hints:
+                        await self._refresh_locked(force=False, only=hints, on_partial=on_state)
+                if self._state is not before:
+                    on_state(self._state)
+        finally:
+            for timer in timers:
+                timer.cancel()
+            await changes.cancel_and_wait(watcher)
+            for timer in timers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await timer
+
+    async def close(self) -> None:
+        """Stop every read connection (their threads end once any running query returns)."""
+        async with self._lock:
+            for slot in self._slots.values():
+                await self._close_conn(slot)
+        if self._stopping:  # discarded connections: let their threads finish while the loop still runs
+            await asyncio.wait(set(self._stopping), timeout=3.0)
+
+    # -- refresh ------------------------------------------------------------------------------------
+    async def _refresh_locked(
+        self,
+        *,
+        force: bool,
+        only: set[str] | None,
+        verify: bool = False,
+        on_partial: StateCallback | None = None,
+    ) -> KernelState:
+        if not self._discovered:
+            await self._rediscover_locked()
+        if only is not None:
+            self._reinspect(only)
+        candidates = [
+            slot
+            for key in (self._order if only is None else sorted(k for k in only if k in self._slots))
+            if (slot := self._slots[key]).project.db_path is not None
+        ]
+        mode = "hint" if only is not None else "verify" if verify else "stat"
+        targets = [slot for slot in candidates if self._worth_checking(slot, force=force, mode=mode)]
+        changed = False
+        read: set[str] = set()
+        if targets:
+            changed = await self._run_pool(targets, force=force, read=read, on_partial=on_partial)
+        self.last_read = frozenset(read)
+        self._trim_connections()
+        if changed or self._state.generated_at == 0:
+            self._state = self._build_state()
+        return self._state
+
+    def _worth_checking(self, slot: _Slot, *, force: bool, mode: str) -> bool:
+        """Whether to touch the project's database at all this pass (the cheap, stat-level filter).
+
+        mode "hint": a file event named the project, so ask its data_version (or read it);
+        "verify": ask data_version where a connection is open, else compare stat signatures;
+        "stat": compare stat signatures only (a few microseconds per project).
+        """
+        if force or mode == "hint" or not slot.loaded:
+            return True
+        assert slot.project.db_path is not None
+        moved = changes.signature(slot.project.db_path) != slot.signature
+        if slot.error is not None:
+            return moved or time.monotonic() - slot.error_at >= ERROR_RETRY_INTERVAL
+        return moved or (mode == "verify" and slot.conn is not None)
+
+    async def _run_pool(
+        self, targets: list[_Slot], *, force: bool, read: set[str], on_partial: StateCallback | None
+    ) -> bool:
+        tasks = {asyncio.create_task(self._refresh_slot(slot, force=force, read=read)) for slot in targets}
+        changed = unpublished = False
+        try:
+            pending = tasks
+            while pending:
+                timeout = PARTIAL_PUBLISH_AFTER if on_partial is not None else None
+                done, pending = await asyncio.wait(pending, timeout=timeout)
+                step_changed = any(task.result() for task in done)
+                changed |= step_changed
+                unpublished |= step_changed
+                if pending and unpublished and on_partial is not None:
+                    self._state = self._build_state()
+                    unpublished = False
+                    on_partial(self._state)
+        finally:
+            for task in tasks:
+                task.cancel()
+        return changed
+
+    async def _refresh_slot(self, slot: _Slot, *, force: bool, read: set[str]) -> bool:
+        """Check and maybe read one project; True when its published state changed."""
+        async with self._sem:
+            before_error = slot.error
+            self._busy.add(slot.key)
+            try:
+                return await asyncio.wait_for(
+                    self._read_slot(slot, force=force, read=read), self.config.project_timeout
+                )
+            except TimeoutError:
+                self._drop_conn(slot)
+                slot.error = f"read timed out after {self.config.project_timeout:g}s"
+            except KernelError as exc:
+                self._drop_conn(slot)
+                slot.error = exc.message
+            except (sqlite3.Error, OSError, ValueError) as exc:
+                self._drop_conn(slot)
+                slot.error = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # a bug reading one project must not take the dashboard down
+                log.exception("bigend: reading %s failed", slot.key)
+                self._drop_conn(slot)
+                slot.error = f"unexpected {type(exc).__name__}: {exc}"
+            finally:
+                self._busy.discard(slot.key)
+                self._trim_connections()  # during the pass too: a first read of 1 000 projects
+            slot.error = _without_path(slot.error, slot.project.db_path)
+            slot.error_at = time.monotonic()
+            return slot.error != before_error or not slot.loaded
+
+    async def _read_slot(self, slot: _Slot, *, force: bool, read: set[str]) -> bool:
+        path = slot.project.db_path
+        assert path is not None
+        fresh = slot.conn is None
+        if slot.conn is None:
+            busy = min(1.0, self.config.project_timeout * 0.4)
+            slot.conn = await reader.open_project_db(path, busy_timeout=busy, on_failure=self._discard)
+            self._connected[slot.key] = slot
+        slot.last_used = next(self._tick)
+        version = await reader.data_version(slot.conn)
+        if not (force or fresh or not slot.loaded or slot.error is not None) and version == slot.data_version:
+            slot.signature = changes.signature(path)
+            return False
+        try:
+            rows = await reader.fetch_project_rows(slot.conn, self._limits)
+        except BaseException:
+            self._drop_conn(slot)  # interrupted inside its read transaction: never reuse it
+            raise
+        slot.state, slot.tally = reader.build_project_state(slot.project, rows, reuse=slot.reuse)
+        slot.data_version = version
+        # Taken after the read: opening a WAL database read-only creates its -wal/-shm files, which must
+        # not look like a change next time. A commit racing this stat is still caught: it also raises a
+        # file event, and a hinted check asks data_version, never the signature.
+        slot.signature = changes.signature(path)
+        slot.loaded = True
+        slot.error = None
+        slot.reads += 1
+        read.add(slot.key)
+        return True
+
+    # -- connections --------------------------------------------------------------------------------
+    def _drop_conn(self, slot: _Slot) -> None:
+        if slot.conn is not None:
+            self._discard(slot.conn)
+            slot.conn = None
+        self._connected.pop(slot.key, None)
+        slot.data_version = None
+
+    async def _close_conn(self, slot: _Slot) -> None:
+        conn, slot.conn = slot.conn, None
+        self._connected.pop(slot.key, None)
+        slot.data_version = None
+        if conn is not None:
+            try:
+                await asyncio.wait_for(conn.close(), 1.0)
+            except (TimeoutError, sqlite3.Error, ValueError):
+                self._discard(conn)
+
+    def _discard(self, conn: aiosqlite.Connection) -> None:
+        stopping = reader.discard(conn)
+        if stopping is not None:
+            self._stopping.add(stopping)
+            stopping.add_done_callback(self._stopping.discard)
+
+    def _trim_connections(self) -> None:
+        """Keep at most `max_open_connections` (each is a thread): stop the least recently used idle ones."""
+        if len(self._connected) <= self.config.max_open_connections:
+            return
+        open_slots = [slot for key, slot in self._connected.items() if key not in self._busy]
+        excess = len(self._connected) - self.config.max_open_connections
+        if excess <= 0:
+            return
+        open_slots.sort(key=lambda slot: slot.last_used)
+        for slot in open_slots[:excess]:
+            self._drop_conn(slot)
+
+    # -- discovery ----------------------------------------------------------------------------------
+    async def _rediscover_locked(self) -> None:
+        cfg = self.config
+        result = await asyncio.to_thread(discover, cfg.roots, depth=cfg.depth, exclude=cfg.exclude)
+        self._discovered = True
+        found = {project.key: project for project in result.projects}
+        changed = result.unreadable_roots != self._root_errors or set(found) != set(self._slots)
+        self._root_errors = dict(result.unreadable_roots)
+        for key in [key for key in self._slots if key not in found]:
+            await self._close_conn(self._slots.pop(key))
+        for key, project in found.items():
+            slot = self._slots.get(key)
+            if slot is None:
+                self._slots[key] = _Slot(project=project, state=reader.empty_project_state(project))
+            elif slot.project != project:
+                changed = True
+                self._replace_project(slot, project)
+        self._order = sorted(self._slots, key=lambda key: (self._slots[key].project.name.lower(), key))
+        if changed:
+            self._generation += 1
+            self._state = self._build_state()
+
+    def _replace_project(self, slot: _Slot, project: Project) -> None:
+        """A project whose markers or database changed (e.g. `ic init` in a bare .clavain)."""
+        self._generation += 1
+        if slot.project.db_path != project.db_path:
+            self._drop_conn(slot)
+            slot.loaded = False
+            slot.error = None
+            slot.tally = EMPTY_TALLY
+            slot.reuse = reader.Reuse()
+            slot.state = reader.empty_project_state(project)
+        slot.project = project
+
+    def _reinspect(self, keys: set[str]) -> None:
+        """Hinted projects without a database may just have got one: look again (cheap)."""
+        for key in keys:
+            slot = self._slots.get(key)
+            if slot is None or slot.project.db_path is not None:
+                continue
+            project = inspect_dir(slot.project.path)
+            if project is not None and project.db_path is not None:
+                self._replace_project(slot, dataclasses.replace(project, name=slot.project.name))
+
+    # -- live ---------------------------------------------------------------------------------------
+    def _watch_dirs(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key in self._order:
+            project = self._slots[key].project
+            if ".clavain" in project.markers:
+                out[str(project.path / ".clavain")] = key
+        return out
+
+    async def _watch(self, dirs: dict[str, str], requests: _LiveRequests) -> None:
+        try:
+            await changes.watch_projects(dirs, requests.add, debounce_ms=self.config.debounce_ms)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # e.g. a directory vanished or inotify limits: polling still runs
+            log.warning("bigend: file watcher stopped (%s); relying on polling until rediscovery", exc)
+            await asyncio.Event().wait()
+
+    @staticmethod
+    async def _every(interval: float, requests: _LiveRequests, flag: str) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            setattr(requests, flag, True)
+            requests.wake.set()
+
+    # -- state --------------------------------------------------------------------------------------
+    def _empty_state(self) -> KernelState:
+        return KernelState(
+            generated_at=0,
+            roots=[str(root) for root in self.config.roots],
+            projects=[],
+            metrics=Metrics(),
+        )
+
+    def _build_state(self) -> KernelState:
+        slots = [self._slots[key] for key in self._order]
+        errors = {slot.key: slot.error for slot in slots if slot.error is not None}
+        metrics = combine((slot.tally for slot in slots), errors, len(slots))
+        return trusted(
+            KernelState,
+            {
+                "generated_at": time.time(),
+                "roots": [str(root) for root in self.config.roots],
+                "projects": [slot.published() for slot in slots],
+                "metrics": metrics,
+                "root_errors": dict(self._root_errors),
+            },
+        )
+
+
+def _without_path(message: str | None, db_path: Path | None) -> str | None:
+    """Errors are keyed by project already; "<db path>: " in front of the message only adds noise."""
+    if message is None or db_path is None:
+        return message
+    prefix = f"{db_path}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message

@@ -1,0 +1,349 @@
+"""`ic run ...`: create runs, inspect them and move them through their phases.
+
+Handlers import the kernel modules they need when they run: `ic run phase` is benchmarked against a
+bare `import sqlite3`, so the read path touches only `kernel.queries` (never the gate engine).
+
+Extension point: after the run group is built, the optional modules in `EXTENSIONS` are imported and
+their `extend(subs, parsers)` called, so other areas add subcommands (`run tokens`, `run budget`),
+options (`--projects`, `--max-dispatches`) and wrap handlers (`set_defaults(handler=...)`) without
+editing this file. They are imported for every `ic run ...` call and must stay cheap to import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kernel.cli.common import Ctx, Parser, add_subcommands, non_negative_int, parse_json_arg
+from kernel.errors import NotFound, UsageError
+
+if TYPE_CHECKING:
+    from kernel.model import Run
+
+EXTENSIONS = ("kernel.cli.run_budget", "kernel.cli.run_portfolio")
+
+# Default of `ic run set` options: "not given" must differ from "clear it" (`none`).
+UNSET: Any = object()
+
+
+# -- argument types -----------------------------------------------------------------------------------
+
+
+def ranged_int(flag: str, low: int, high: int | None = None) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--{flag} must be a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"{low}..{high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"--{flag} must be {bound}, got {value}")
+        return value
+
+    return convert
+
+
+def nullable(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Accept `none` to clear a setting."""
+
+    def wrapped(text: str) -> Any:
+        return None if text.strip().lower() in ("none", "null") else convert(text)
+
+    return wrapped
+
+
+def boolean(flag: str) -> Callable[[str], bool]:
+    def convert(text: str) -> bool:
+        value = text.strip().lower()
+        if value in ("true", "yes", "on", "1"):
+            return True
+        if value in ("false", "no", "off", "0"):
+            return False
+        raise argparse.ArgumentTypeError(f"--{flag} must be true or false, got {text!r}")
+
+    return convert
+
+
+def json_flag(args: argparse.Namespace, name: str, flag: str) -> Any:
+    value = getattr(args, name)
+    return value if value is None or value is UNSET else parse_json_arg(value, flag)
+
+
+def gates_arg(args: argparse.Namespace) -> Any:
+    """`--gates=JSON` or `--gates-file=F` (mutually exclusive), parsed; UNSET/None when absent."""
+    if getattr(args, "gates_file", None):
+        try:
+            with open(args.gates_file, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise UsageError(f"cannot read --gates-file={args.gates_file}: {exc.strerror or exc}") from None
+        return parse_json_arg(text, "gates-file")
+    return json_flag(args, "gates", "gates")
+
+
+# -- build ------------------------------------------------------------------------------------------
+
+
+def build(parser: Parser, name: str) -> None:
+    parser.description = "Runs: create, inspect and move through phases."
+    subs = add_subcommands(parser)
+    parsers: dict[str, Parser] = {}
+
+    def sub(cmd: str, help_text: str, handler: Callable[[argparse.Namespace, Ctx], int]) -> Parser:
+        p = subs.add_parser(cmd, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        parsers[cmd] = p
+        return p
+
+    p = sub("create", "create a run at the first phase of its chain", _create)
+    p.add_argument("--goal", required=True, help="what the run is for")
+    p.add_argument("--project", help="project directory (default: the current directory), made absolute")
+    p.add_argument("--complexity", type=ranged_int("complexity", 1, 5), default=3,
+                   help="1..5 (default 3): 1 and 2 walk fewer phases of the default chain")  # fmt: skip
+    p.add_argument("--phases", help='custom chain as a JSON array, e.g. ["plan","build","done"]')
+    p.add_argument("--force-full", action="store_true", help="walk every phase whatever the complexity")
+    p.add_argument("--auto-advance", type=boolean("auto-advance"), default=True,
+                   help="false: every advance pauses unless given --skip-reason")  # fmt: skip
+    p.add_argument("--scope-id", help="free-form scope (e.g. a sprint or parent id)")
+    p.add_argument("--token-budget", type=non_negative_int("token-budget"))
+    p.add_argument("--budget-warn-pct", type=ranged_int("budget-warn-pct", 0, 100), default=80)
+    p.add_argument("--budget-enforce", action="store_true", help="gate every hop on the token budget")
+    p.add_argument("--max-agents", type=ranged_int("max-agents", 1))
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--gates", help='per-run gate rules (JSON), e.g. {"planned":["artifact_exists"]}')
+    group.add_argument("--gates-file", help="read the per-run gate rules from a JSON file")
+    p.add_argument("--metadata", help="JSON object stored with the run")
+
+    p = sub("status", "show a run", _status)
+    p.add_argument("run")
+
+    p = sub("phase", "print a run's current phase", _phase)
+    p.add_argument("run")
+
+    p = sub("list", "list runs, newest first", _list)
+    p.add_argument("--active", action="store_true", help="only active runs")
+    p.add_argument("--scope", help="only runs with this scope id")
+
+    p = sub("events", "list a run's events, oldest first", _events)
+    p.add_argument("run")
+    p.add_argument("--since", type=non_negative_int("since"), default=0, help="only events after this id")
+    p.add_argument("--limit", type=non_negative_int("limit"), help="at most N events")
+
+    p = sub("cancel", "cancel an active run", _cancel)
+    p.add_argument("run")
+    p.add_argument("--reason")
+
+    p = sub("current", "the newest active run of a project (exit 1 when none)", _current)
+    p.add_argument("--project", help="project directory (default: the current directory)")
+
+    p = sub("set", "change a run's settings", _set)
+    p.add_argument("run")
+    p.add_argument("--goal", default=UNSET)
+    p.add_argument("--auto-advance", type=boolean("auto-advance"), nargs="?", const=True, default=UNSET)
+    p.add_argument("--force-full", type=boolean("force-full"), nargs="?", const=True, default=UNSET)
+    p.add_argument("--complexity", type=ranged_int("complexity", 1, 5), default=UNSET)
+    p.add_argument("--token-budget", type=nullable(non_negative_int("token-budget")), default=UNSET,
+                   help="tokens, or none to clear")  # fmt: skip
+    p.add_argument("--budget-warn-pct", type=ranged_int("budget-warn-pct", 0, 100), default=UNSET)
+    p.add_argument("--budget-enforce", type=boolean("budget-enforce"), nargs="?", const=True, default=UNSET)
+    p.add_argument("--max-agents", type=nullable(ranged_int("max-agents", 1)), default=UNSET,
+                   help="a number, or none to clear")  # fmt: skip
+    p.add_argument("--scope-id", default=UNSET, help="scope id; empty to clear")
+    p.add_argument("--metadata", default=UNSET, help="JSON object, or null to clear")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--gates", default=UNSET, help="per-run gate rules (JSON), null: default table")
+    group.add_argument("--gates-file")
+
+    p = sub("skip", "pre-skip a phase ahead of the run", _skip)
+    p.add_argument("run")
+    p.add_argument("phase")
+    p.add_argument("--reason", required=True)
+
+    p = sub("advance", "move the run to its next phase through the gate", _advance)
+    p.add_argument("run")
+    p.add_argument("--priority", type=non_negative_int("priority"), default=1,
+                   help="0-1 hard gate (default 1), 2-3 soft, >= 4 no gate")  # fmt: skip
+    p.add_argument("--disable-gates", action="store_true")
+    p.add_argument("--skip-reason", help="advance a paused run (auto_advance off), recording why")
+    p.add_argument("--expect-phase", help="refuse (exit 1) unless the run is still at this phase")
+
+    p = sub("rollback", "move the run back to an earlier phase", _rollback)
+    p.add_argument("run")
+    p.add_argument("--to-phase", required=True)
+    p.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
+    p.add_argument("--reason")
+
+    from kernel.cli import runtrack
+
+    parsers.update(runtrack.build(subs))
+    _load_extensions(subs, parsers)
+
+
+def _load_extensions(subs: argparse._SubParsersAction[Parser], parsers: dict[str, Parser]) -> None:
+    for ext in EXTENSIONS:
+        try:
+            module = importlib.import_module(ext)
+        except ModuleNotFoundError as exc:
+            if exc.name == ext:
+                continue
+            raise
+        module.extend(subs, parsers)
+
+
+# -- output -----------------------------------------------------------------------------------------
+
+RUN_TABLE_HEADER = ("id", "status", "phase", "complexity", "project_dir", "goal")
+
+
+def run_row(run: Run) -> tuple[Any, ...]:
+    return (run.id, run.status, run.phase, run.complexity, run.project_dir or "-", run.goal)
+
+
+def _emit_run(ctx: Ctx, run: Run) -> None:
+    from kernel.cli import output
+
+    ctx.emit(run.to_json(), lambda: output.emit_fields(run.to_json()))
+
+
+# -- handlers ---------------------------------------------------------------------------------------
+
+
+def _create(args: argparse.Namespace, ctx: Ctx) -> int:
+    from kernel import runs
+
+    phases = json_flag(args, "phases", "phases")
+    gate_rules = gates_arg(args)
+    metadata = json_flag(args, "metadata", "metadata")
+    run = runs.create_run(
+        ctx.conn(), goal=args.goal, project_dir=args.project or os.getcwd(), complexity=args.complexity,
+        phases=phases, scope_id=args.scope_id, token_budget=args.token_budget,
+        budget_warn_pct=args.budget_warn_pct, budget_enforce=args.budget_enforce, max_agents=args.max_agents,
+        gate_rules=gate_rules, metadata=metadata, force_full=args.force_full, auto_advance=args.auto_advance,
+    )  # fmt: skip
+    ctx.emit({"id": run.id, "phase": run.phase}, run.id)
+    return 0
+
+
+def _status(args: argparse.Namespace, ctx: Ctx) -> int:
+    from kernel import runs
+
+    _emit_run(ctx, runs.get_run(ctx.conn(), args.run))
+    return 0
+
+
+def _phase(args: argparse.Namespace, ctx: Ctx) -> int:
+    from kernel import queries as q
+
+    row = q.fetch_one(ctx.conn(), q.RUN_PHASE, args.run)
+    if row is None:
+        raise NotFound(f"no run {args.run!r} in this database")
+    run_id, phase, status = row
+    ctx.emit({"id": run_id, "phase": phase, "status": status}, phase)
+    return 0
+
+
+def _list(args: argparse.Namespace, ctx: Ctx) -> int:
+    from kernel import runs
+    from kernel.cli import output
+
+    found = runs.list_runs(ctx.conn(), active=args.active, scope=args.scope)
+    ctx.emit([r.to_json() for r in found], lambda: output.emit_table(map(run_row, found), RUN_TABLE_HEADER))
+    return 0
+
+
+def _events(args: argparse.Namespace, ctx: Ctx) -> int:
+    from kernel import queries as q
+    from kernel import runs
+    from kernel.cli import output
+
+    conn = ctx.conn()
+    runs.get_run(conn, args.run)
+    limit = -1 if args.limit is None else args.limit
+    found = q.fetch_all(conn, q.EVENTS_OF_RUN_SINCE, args.run, args.since, limit)
+    if ctx.json:
+        for event in found:
+            output.emit_json(event.to_json())
+        return 0
+    # The same columns as `ic events tail`, no header: it is a stream, not a table.
+    output.emit_table(
+        (e.id, e.timestamp, e.run_id, e.source, e.type, e.from_state, e.to_state, e.reason) for e in found
+    )
+    return 0
+
+
+def _cancel(args: argparse.Namespace, ctx: Ctx) -> int:
+    from kernel import runs
+
+    run = runs.cancel_run(ctx.conn(), args.run, reason=args.reason)
+    ctx.emit(run.to_json(), f"cancelled {run.id} at {run.phase}")
+    return 0
+
+
+def _current(args: argparse.Namespace, ctx: Ctx) -> int:
+    from kernel import runs
+
+    project = runs.absolute_project(args.project or os.getcwd())
+    run = runs.current_run(ctx.conn(), project)
+    if run is None:
+        raise NotFound(f"no active run for project {project}")
+    ctx.emit(run.to_json(), run.id)
+    return 0
+
+
+_SET_FLAGS = (
+    "goal", "auto_advance", "force_full", "complexity", "token_budget", "budget_warn_pct", "budget_enforce",
+    "max_agents", "scope_id",
+)  # fmt: skip
+
+
+def _set(args: argparse.Namespace, ctx: Ctx) -> int:
+    from kernel import runs
+
+    changes = {key: getattr(args, key) for key in _SET_FLAGS if getattr(args, key) is not UNSET}
+    metadata = json_flag(args, "metadata", "metadata")
+    if metadata is not UNSET:
+        changes["metadata"] = metadata
+    if args.gates_file or args.gates is not UNSET:
+        changes["gate_rules"] = gates_arg(args)
+    run = runs.set_run(ctx.conn(), args.run, **changes)
+    _emit_run(ctx, run)
+    return 0
+
+
+def _skip(args: argparse.Namespace, ctx: Ctx) -> int:
+    from kernel import runs
+
+    added = runs.skip_phase(ctx.conn(), args.run, args.phase, args.reason)
+    body = {"run_id": args.run, "phase": args.phase, "skipped": True, "already": not added}
+    ctx.emit(body, f"{args.run}: {args.phase} will be skipped" + ("" if added else " (already was)"))
+    return 0
+
+
+def _advance(args: argparse.Namespace, ctx: Ctx) -> int:
+    from kernel import runs
+
+    result = runs.advance(
+        ctx.conn(), args.run, priority=args.priority, disable_gates=args.disable_gates,
+        skip_reason=args.skip_reason, expect_phase=args.expect_phase, db_path=ctx.db_path(),
+    )  # fmt: skip
+    text = f"{result.from_phase} -> {result.to_phase}"
+    if result.skipped:
+        text += f" (skipped {', '.join(result.skipped)})"
+    if result.gate_result == "fail":
+        text += f" [{result.gate_tier} gate failed, advanced anyway]"
+    if result.status == "completed":
+        text += " (run completed)"
+    ctx.emit(result.to_json(), text)
+    return 0
+
+
+def _rollback(args: argparse.Namespace, ctx: Ctx) -> int:
+    from kernel import runs
+
+    result = runs.rollback(ctx.conn(), args.run, args.to_phase, dry_run=args.dry_run, reason=args.reason)
+    verb = "would roll back" if result.dry_run else "rolled back"
+    ctx.emit(result.to_json(), f"{verb} {result.from_phase} -> {result.to_phase}")
+    return 0

@@ -1,0 +1,79 @@
+"""`ic sentinel check|reset|list|prune`: "at most once per interval" for hooks and scripts.
+
+`check` exits 0 when the caller may proceed (and records the firing in the same transaction) and 1
+when throttled, so a hook can write `ic sentinel check nudge --interval=10m && notify ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from kernel import state
+from kernel.cli import output
+from kernel.cli.common import Ctx, Parser, add_subcommands
+from kernel.durations import parse_duration
+
+
+def build(parser: Parser, name: str) -> None:
+    subs = add_subcommands(parser)
+
+    p = subs.add_parser(
+        "check",
+        help="exit 0 and fire if <name> [<scope>] last fired at least --interval ago, else exit 1",
+    )
+    _name_scope(p)
+    p.add_argument("--interval", required=True, metavar="DUR", help="minimum time between firings")
+    p.set_defaults(handler=_check)
+
+    p = subs.add_parser("reset", help="forget when <name> [<scope>] last fired (exit 1 when unknown)")
+    _name_scope(p)
+    p.set_defaults(handler=_reset)
+
+    p = subs.add_parser("list", help="list sentinels: name, scope, last_fired")
+    p.set_defaults(handler=_list)
+
+    p = subs.add_parser("prune", help="delete sentinels that last fired more than --older-than ago")
+    p.add_argument("--older-than", required=True, metavar="DUR")
+    p.set_defaults(handler=_prune)
+
+
+def _name_scope(p: Parser) -> None:
+    p.add_argument("name")
+    p.add_argument("scope", nargs="?", default="", help="scope (default: the global scope '')")
+
+
+def _check(args: argparse.Namespace, ctx: Ctx) -> int:
+    interval = parse_duration(args.interval, flag="interval")
+    state.check_name(args.name, "sentinel name")
+    state.check_name(args.scope, "scope", allow_empty=True)
+    result = state.check_sentinel(ctx.conn(), args.name, args.scope, interval)
+    if result.allowed:
+        text = f"allowed (next at {result.next_allowed_at})"
+    else:
+        text = f"throttled until {result.next_allowed_at} (last fired at {result.last_fired})"
+    ctx.emit(result.to_json(), text)
+    return 0 if result.allowed else 1
+
+
+def _reset(args: argparse.Namespace, ctx: Ctx) -> int:
+    removed = state.reset_sentinel(ctx.conn(), args.name, args.scope)
+    ctx.emit(removed.to_json(), f"reset {removed.name}" + (f" [{removed.scope}]" if removed.scope else ""))
+    return 0
+
+
+def _list(args: argparse.Namespace, ctx: Ctx) -> int:
+    rows = state.list_sentinels(ctx.conn())
+    if ctx.json:
+        for row in rows:
+            output.emit_json(row.to_json())
+    else:
+        rows_text = ((r.name, r.scope, r.last_fired) for r in rows)
+        output.emit_table(rows_text, header=("name", "scope", "last_fired"))
+    return 0
+
+
+def _prune(args: argparse.Namespace, ctx: Ctx) -> int:
+    older_than = parse_duration(args.older_than, flag="older-than")
+    result = state.prune_sentinels(ctx.conn(), older_than)
+    ctx.emit(result.to_json(), f"pruned {result.pruned} sentinels")
+    return 0

@@ -1,0 +1,108 @@
+"""`ic state set|get|delete|list|prune`: small JSON facts under a key and scope, optionally with a TTL.
+
+Text output of `get` is the bare payload as compact JSON, so `ic state get k | jq` works without
+--json; `--json` prints the whole entry (contract `state-entry`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kernel import state
+from kernel.cli import output
+from kernel.cli.common import Ctx, Parser, add_subcommands
+from kernel.durations import parse_duration
+from kernel.errors import UsageError
+from kernel.model import StateEntry
+
+
+def build(parser: Parser, name: str) -> None:
+    subs = add_subcommands(parser)
+
+    p = subs.add_parser(
+        "set",
+        help="store the JSON payload read from stdin under <key> [<scope>]",
+        description="Store the JSON value read from stdin (at most 64 KiB, nesting depth 32, no secrets).",
+    )
+    _key_scope(p)
+    p.add_argument("--ttl", metavar="DUR", help="expire after this long (e.g. 30s, 10m, 1h)")
+    p.set_defaults(handler=_set)
+
+    p = subs.add_parser("get", help="print the payload of <key> [<scope>] (exit 1 when missing or expired)")
+    _key_scope(p)
+    p.set_defaults(handler=_get)
+
+    p = subs.add_parser("delete", help="delete <key> [<scope>] (exit 1 when missing)")
+    _key_scope(p)
+    p.set_defaults(handler=_delete)
+
+    p = subs.add_parser("list", help="list live entries: key, scope, expires_at, updated_at, payload")
+    p.add_argument("--scope", help="only this scope ('' is the global scope)")
+    p.set_defaults(handler=_list)
+
+    p = subs.add_parser("prune", help="delete expired entries")
+    p.set_defaults(handler=_prune)
+
+
+def _key_scope(p: Parser) -> None:
+    p.add_argument("key")
+    p.add_argument("scope", nargs="?", default="", help="scope (default: the global scope '')")
+
+
+def _read_stdin() -> str:
+    if sys.stdin is None or sys.stdin.isatty():
+        raise UsageError("pipe the JSON payload on stdin, e.g. echo '{\"ok\": true}' | ic state set KEY")
+    data = sys.stdin.buffer.read(state.MAX_PAYLOAD_BYTES + 1)
+    if len(data) > state.MAX_PAYLOAD_BYTES:
+        raise UsageError(f"payload is larger than {state.MAX_PAYLOAD_BYTES} bytes (64 KiB)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"payload is not UTF-8 (byte {exc.start})") from None
+
+
+def _set(args: argparse.Namespace, ctx: Ctx) -> int:
+    state.check_name(args.key, "key")
+    state.check_name(args.scope, "scope", allow_empty=True)
+    ttl = None if args.ttl is None else parse_duration(args.ttl, flag="ttl")
+    payload = state.parse_payload(_read_stdin())
+    entry = state.set_state(ctx.conn(), args.key, args.scope, payload, ttl=ttl)
+    ctx.emit(entry.to_json(), f"set {_describe(entry)}")
+    return 0
+
+
+def _get(args: argparse.Namespace, ctx: Ctx) -> int:
+    entry = state.get_state(ctx.conn(), args.key, args.scope)
+    ctx.emit(entry.to_json(), output.dumps(entry.payload))
+    return 0
+
+
+def _delete(args: argparse.Namespace, ctx: Ctx) -> int:
+    entry = state.delete_state(ctx.conn(), args.key, args.scope)
+    ctx.emit(entry.to_json(), f"deleted {_describe(entry)}")
+    return 0
+
+
+def _list(args: argparse.Namespace, ctx: Ctx) -> int:
+    entries = state.list_state(ctx.conn(), args.scope)
+    if ctx.json:
+        for entry in entries:
+            output.emit_json(entry.to_json())
+    else:
+        output.emit_table(
+            ((e.key, e.scope, e.expires_at, e.updated_at, output.dumps(e.payload)) for e in entries),
+            header=("key", "scope", "expires_at", "updated_at", "payload"),
+        )
+    return 0
+
+
+def _prune(args: argparse.Namespace, ctx: Ctx) -> int:
+    result = state.prune_state(ctx.conn())
+    ctx.emit(result.to_json(), f"pruned {result.pruned} expired entries")
+    return 0
+
+
+def _describe(entry: StateEntry) -> str:
+    where = f"{entry.key} [{entry.scope}]" if entry.scope else entry.key
+    return where if entry.expires_at is None else f"{where} (expires at {entry.expires_at})"

@@ -1,0 +1,130 @@
+"""Which argument vector a dispatch runs, and how its placeholders are filled in.
+
+Order: `--command` (taken literally), then the project's `.clavain/dispatch.toml`
+(`[<type>] command = ["prog", "arg", ...]`), then a built-in default per type. The argv is stored as
+a template and filled in by the supervisor right before exec, so the stored command stays short
+and never holds the prompt text. It is never handed to a shell: placeholders are plain substring
+replacements in individual arguments.
+
+Placeholders: `{prompt}` (the prompt file's content), `{prompt_file}`, `{output}`, `{model}`, `{id}`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from kernel.errors import UsageError
+
+CONFIG_NAME = "dispatch.toml"
+
+# Built-in defaults: the prompt travels as the final argument, which both CLIs document.
+DEFAULTS: dict[str, list[str]] = {
+    "codex": ["codex", "exec", "--json", "{prompt}"],
+    "claude": ["claude", "-p", "--output-format", "json", "{prompt}"],
+}
+MODEL_FLAGS: dict[str, list[str]] = {"codex": ["--model", "{model}"], "claude": ["--model", "{model}"]}
+PLACEHOLDERS = ("{prompt_file}", "{prompt}", "{output}", "{model}", "{id}")
+_PLACEHOLDER_RE = re.compile(r"\{(?:prompt_file|prompt|output|model|id)\}")
+
+
+def parse_command_flag(text: str) -> list[str]:
+    """`--command` as a JSON array of strings, or else split like a shell would (but never run by one)."""
+    import shlex
+
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            value = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--command is not a valid JSON array: {exc.msg}") from None
+        return _argv(value, "--command")
+    try:
+        argv = shlex.split(stripped)
+    except ValueError as exc:
+        raise UsageError(f"--command cannot be split into words: {exc}") from None
+    return _argv(argv, "--command")
+
+
+def _argv(value: object, where: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{where}: the command must be a non-empty list of strings")
+    if not value[0]:
+        raise UsageError(f"{where}: the program name is empty")
+    return list(value)
+
+
+def _config_files(project_dir: Path, db_path: Path | None) -> list[Path]:
+    files = [project_dir / ".clavain" / CONFIG_NAME]
+    if db_path is not None:
+        beside_db = db_path.parent / CONFIG_NAME
+        if beside_db != files[0]:
+            files.append(beside_db)
+    return files
+
+
+def _from_config(path: Path, agent_type: str) -> list[str] | None:
+    import tomllib
+
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc}); fix the file") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read ({exc.strerror})") from None
+    section = data.get(agent_type)
+    if section is None:
+        return None
+    if not isinstance(section, dict) or "command" not in section:
+        raise UsageError(f'{path}: [{agent_type}] needs command = ["program", "arg", ...]')
+    return _argv(section["command"], f"{path} [{agent_type}]")
+
+
+def resolve(
+    agent_type: str,
+    project_dir: Path,
+    *,
+    command: list[str] | None = None,
+    model: str | None = None,
+    db_path: Path | None = None,
+) -> list[str]:
+    """The argv template for a dispatch; UsageError when no source names a command for the type."""
+    if command is not None:
+        return _argv(command, "--command")
+    for path in _config_files(project_dir, db_path):
+        found = _from_config(path, agent_type)
+        if found is not None:
+            return found
+    default = DEFAULTS.get(agent_type)
+    if default is None:
+        raise UsageError(
+            f"no command for agent type {agent_type!r}: pass --command or add "
+            f"[{agent_type}] command = [...] to .clavain/{CONFIG_NAME}"
+        )
+    argv = list(default)
+    if model:
+        argv[-1:-1] = MODEL_FLAGS[agent_type]
+    return argv
+
+
+def fill(template: list[str], values: dict[str, str]) -> list[str]:
+    """Replace each placeholder inside each argument in one pass; no other interpretation of the text.
+
+    One pass matters: a prompt that itself contains `{output}` must reach the agent unchanged.
+    """
+    return [_PLACEHOLDER_RE.sub(lambda m: values.get(m.group(0), ""), arg) for arg in template]
+
+
+def find_program(program: str, cwd: Path, env_path: str | None = None) -> str | None:
+    """Where exec would find `program` (relative to `cwd` when it contains a slash), or None."""
+    import shutil
+
+    if "/" in program:
+        candidate = cwd / program
+        return str(candidate) if candidate.is_file() and os.access(candidate, os.X_OK) else None
+    return shutil.which(program, path=env_path if env_path is not None else os.environ.get("PATH"))

@@ -1,0 +1,5 @@
+"""`python -m orchestrator` is the `orchestrator` console script."""
+
+from orchestrator.cli import main
+
+main()

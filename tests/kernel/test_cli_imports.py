@@ -1,0 +1,106 @@
+"""The `ic` path never imports asyncio, pydantic or Textual (DESIGN 3.2): start-up time is a feature.
+
+Each case runs one real CLI call in a fresh interpreter through `kernel.cli.main.run` and then prints
+`sys.modules`, so anything imported anywhere along the way, even lazily, is caught.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from tests.conftest import REPO_ROOT, Project
+
+FORBIDDEN = (
+    "asyncio",
+    "pydantic",
+    "pydantic_core",
+    "textual",
+    "rich",
+    "aiosqlite",
+    "watchfiles",
+    "kernel.aio",
+)
+
+# Runs each command (a JSON list of [argv, stdin]) through the real entry point, one after the other in
+# one fresh interpreter, and prints which modules each call added: a heavy import is blamed on the call
+# that made it, and the suite pays for one interpreter start instead of one per command.
+PROBE = """
+import io, json, os, sys
+{prelude}
+from kernel.cli.main import run
+before = set(sys.modules)
+report = []
+for argv, stdin in json.loads(os.environ["PROBE_COMMANDS"]):
+    if stdin is not None:
+        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin.encode()))
+    code = run(argv)
+    sys.stdout.flush()
+    now = set(sys.modules)
+    report.append({{"argv": argv, "code": code, "added": sorted(now - before)}})
+    before = now
+report.append({{"argv": ["<all>"], "code": 0, "added": sorted(sys.modules)}})
+sys.stderr.write("\\n" + json.dumps(report) + "\\n")
+"""
+
+
+def _probe(project: Project, commands: list[tuple[list[str], str | None]], prelude: str = "") -> list[Any]:
+    env = {
+        **os.environ,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": str(REPO_ROOT),
+        "PROBE_COMMANDS": json.dumps(commands),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE.format(prelude=prelude)],
+        cwd=project.dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report: list[Any] = json.loads(proc.stderr.strip().splitlines()[-1])
+    return report
+
+
+def _heavy(modules: list[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == f or m.startswith(f + ".") for f in FORBIDDEN))
+
+
+def test_cli_calls_stay_light(project: Project) -> None:
+    created = project.ic("run", "create", "--goal=imports", "--json")
+    assert created.code == 0, created.err
+    run_id = created.json()["id"]
+    commands: list[tuple[list[str], str | None]] = [
+        (["version"], None),
+        (["events", "tail", "--all", "--limit=5"], None),
+        (["state", "set", "k", "--ttl=1h"], '{"x": [1, 2]}'),
+        (["state", "get", "k"], None),
+        (["state", "list", "--json"], None),
+        (["sentinel", "check", "s", "--interval=1m"], None),
+        (["sentinel", "list"], None),
+        (["events", "record", "--source=hook", "--type=probe", '--payload={"a": 1}'], None),
+        (["events", "tail", "--all", "--consumer=probe", "--json"], None),
+        (["events", "cursor", "list"], None),
+        (["health", "--json"], None),
+        (["run", "phase", run_id], None),
+        (["run", "status", run_id, "--json"], None),
+        (["run", "advance", run_id, "--disable-gates"], None),
+    ]
+    report = _probe(project, commands)
+    assert [entry["argv"] for entry in report[:-1]] == [argv for argv, _ in commands]
+    for entry in report:
+        assert entry["code"] == 0, entry["argv"]
+        assert _heavy(entry["added"]) == [], entry["argv"]
+    assert "kernel.cli.events" in report[-1]["added"]
+    assert "kernel.cli.run" in report[-1]["added"]
+
+
+def test_the_probe_does_see_heavy_imports(project: Project) -> None:
+    """Control: the same probe reports asyncio when something on the path does import it."""
+    report = _probe(project, [(["version"], None)], prelude="import kernel.aio")
+    assert {"asyncio", "aiosqlite", "kernel.aio"} <= set(_heavy(report[-1]["added"]))

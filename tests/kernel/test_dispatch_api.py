@@ -1,0 +1,183 @@
+"""The library API the orchestrator and the portfolio use: external dispatches, finish, poll, slots, aio."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kernel import aio
+from kernel import db as kdb
+from kernel.dispatch import api
+from kernel.errors import NotFound, Refused, UsageError
+from tests.conftest import REPO_ROOT, Project, ic_executable
+from tests.fixtures.dispatching import agent, eventually
+
+
+def kinds(conn: sqlite3.Connection, dispatch_id: str) -> list[tuple[str, str | None, str | None]]:
+    rows = conn.execute(
+        "SELECT type, from_state, to_state FROM events WHERE dispatch_id = ? AND source = 'dispatch' "
+        "ORDER BY id",
+        (dispatch_id,),
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def test_external_dispatch_is_running_at_once_and_finish_is_final(project: Project) -> None:
+    conn = project.connect()
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", "pass"])
+        row = api.begin_external(
+            conn, project_dir=project.dir, agent_type="claude", name="review", model="opus",
+            command=["claude", "-p"], output_file="out.log", pid=proc.pid,
+        )  # fmt: skip
+        proc.wait()
+        assert (row.status, row.pid, row.command) == ("running", proc.pid, ["claude", "-p"])
+        assert row.output_file == str(Path.cwd() / "out.log")
+        done = api.finish(conn, row.id, status="completed", exit_code=0, input_tokens=10, output_tokens=4,
+                          cache_tokens=2, cost_usd=0.25)  # fmt: skip
+        assert (done.status, done.exit_code, done.input_tokens, done.cost_usd) == ("completed", 0, 10, 0.25)
+        # Terminal is final: a late "failed" keeps "completed", but later tokens are still recorded.
+        late = api.finish(conn, row.id, status="failed", exit_code=9, output_tokens=40)
+        assert (late.status, late.exit_code, late.error) == ("completed", 0, None)
+        assert (late.input_tokens, late.output_tokens) == (10, 40)
+        assert kinds(conn, row.id) == [
+            ("spawned", None, "spawned"), ("running", "spawned", "running"), ("tokens", None, None),
+            ("completed", "running", "completed"), ("tokens", None, None),
+        ]  # fmt: skip
+        with pytest.raises(UsageError):
+            api.finish(conn, row.id, status="running")
+        with pytest.raises(UsageError):
+            api.finish(conn, row.id, status="completed", input_tokens=-1)
+        with pytest.raises(NotFound):
+            api.finish(conn, "nosuchid", status="completed")
+    finally:
+        conn.close()
+
+
+def test_poll_fails_an_external_dispatch_whose_owner_died_without_finishing(project: Project) -> None:
+    # The owner is another process that records the start and exits without `finish`.
+    script = (
+        "import sys; from pathlib import Path; from kernel import db; from kernel.dispatch import api; "
+        "c = db.open_db(Path(sys.argv[1])); print(api.begin_external(c, project_dir=sys.argv[2], "
+        "agent_type='codex').id)"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(project.db), str(project.dir)], cwd=REPO_ROOT,
+                         capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    result = project.ic("--json", "dispatch", "poll", out)
+    assert result.code == 0, result.err
+    body = result.json()
+    assert body["status"] == "failed" and body["exit_code"] is None
+    assert body["error"].startswith("owner process (pid ")
+
+
+def test_poll_leaves_a_dispatch_whose_owner_lives_alone(project: Project) -> None:
+    conn = project.connect()
+    try:
+        row = api.begin_external(conn, project_dir=project.dir, agent_type="codex")
+        assert api.poll(conn, row.id).status == "running"  # this test process is the live owner
+        killed = api.kill(conn, row.id, grace_s=0)
+        assert killed.status == "cancelled"
+        assert api.kill(conn, row.id).status == "cancelled"  # idempotent on a terminal dispatch
+    finally:
+        conn.close()
+
+
+def test_api_spawn_and_wait_in_process(project: Project, tmp_path: Path) -> None:
+    (tmp_path / "prompt.md").write_text("hi")
+    conn = project.connect()
+    try:
+        row = api.spawn(conn, project.db, prompt_file=tmp_path / "prompt.md", project_dir=project.dir,
+                        agent_type="claude", command=agent("--emit", "claude_json.json"))  # fmt: skip
+        assert row.status == "running" and row.pid
+        done = api.wait(conn, project.db, row.id, timeout_s=60)
+        assert (done.status, done.input_tokens, done.output_tokens, done.cost_usd) == (
+            "completed", 4 + 13456 + 5123, 287, 0.0421937,
+        )  # fmt: skip
+        with pytest.raises(NotFound):
+            api.wait(conn, project.db, "nosuchid")
+    finally:
+        conn.close()
+
+
+def test_max_agents_refusal_through_the_api_writes_nothing(project: Project) -> None:
+    created = project.ic("--json", "run", "create", "--goal=one at a time", "--max-agents=1")
+    run_id = created.json()["id"]
+    conn = project.connect()
+    try:
+        api.begin_external(conn, project_dir=project.dir, agent_type="codex", scope_id=run_id)
+        with pytest.raises(Refused, match="max-agents=1"):
+            api.begin_external(conn, project_dir=project.dir, agent_type="codex", scope_id=run_id)
+        assert len(api.list_dispatches(conn, scope=run_id)) == 1
+    finally:
+        conn.close()
+    cancelled = project.ic("run", "cancel", run_id)
+    assert cancelled.code == 0, cancelled.err
+    refused = project.ic("dispatch", "spawn", "--prompt-file=x", f"--scope-id={run_id}", "--", "true")
+    assert refused.code == 3  # the prompt is checked first
+    (project.dir / "x").write_text("x")
+    refused = project.ic("dispatch", "spawn", "--prompt-file=x", f"--scope-id={run_id}", "--", "true")
+    assert refused.code == 1 and "cancelled" in refused.err
+
+
+async def test_dispatches_and_tokens_are_readable_through_kernel_aio(project: Project) -> None:
+    conn = project.connect()
+    try:
+        row = api.begin_external(conn, project_dir=project.dir, agent_type="codex", scope_id="s1")
+        api.set_tokens(conn, row.id, input_tokens=5, output_tokens=6, cache_tokens=1)
+    finally:
+        conn.close()
+    aconn = await aio.open_readonly(project.db)
+    try:
+        found = await aio.dispatches(aconn, scope_id="s1")
+        totals = await aio.tokens(aconn, scope_id="s1")
+    finally:
+        await aconn.close()
+    assert [(d.id, d.status) for d in found] == [(row.id, "running")]
+    assert (totals.input_tokens, totals.output_tokens, totals.cache_hits, totals.total_tokens) == (
+        5,
+        6,
+        1,
+        11,
+    )
+
+
+@pytest.mark.slow
+def test_portfolio_child_dispatch_holds_a_slot_until_it_ends(tmp_path: Path) -> None:
+    projects = [tmp_path / "a", tmp_path / "b"]
+    for path in projects:
+        path.mkdir()
+        kdb.init_db(path / ".clavain" / "intercore.db")
+    portfolio_db = tmp_path / ".clavain" / "portfolio.db"
+    kdb.init_db(portfolio_db)
+    (tmp_path / "prompt.md").write_text("together")
+
+    def ic(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*ic_executable(), *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+    created = ic(tmp_path, f"--db={portfolio_db}", "--json", "run", "create", "--goal=pf",
+                 "--max-dispatches=1", f"--projects={projects[0]},{projects[1]}")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    child = {c["project"]: c["id"] for c in json.loads(created.stdout)["children"]}
+    release = tmp_path / "release"
+    first = ic(projects[0], "--json", "dispatch", "spawn", "--prompt-file=../prompt.md",
+               f"--scope-id={child[str(projects[0])]}", "--", *agent("--wait-for", str(release)))  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    second = ic(projects[1], "dispatch", "spawn", "--prompt-file=../prompt.md",
+                f"--scope-id={child[str(projects[1])]}", "--", *agent())  # fmt: skip
+    assert second.returncode == 1 and "limit" in second.stderr
+    release.touch()
+    assert ic(projects[0], "dispatch", "wait", json.loads(first.stdout)["id"]).returncode == 0
+
+    # The supervisor gave the slot back when the dispatch ended: the other child may run now.
+    def spawn_second() -> subprocess.CompletedProcess[str] | None:
+        r = ic(projects[1], "--json", "dispatch", "spawn", "--prompt-file=../prompt.md",
+               f"--scope-id={child[str(projects[1])]}", "--", *agent())  # fmt: skip
+        return r if r.returncode == 0 else None
+
+    third = eventually(spawn_second, what="the slot to be free")
+    assert ic(projects[1], "dispatch", "wait", json.loads(third.stdout)["id"]).returncode == 0

@@ -1,0 +1,265 @@
+"""Dispatch lifecycle with real processes: spawn through `ic`, supervision, exit codes, kill, timeouts.
+
+The spawned program is tests/fixtures/fake_agent.py. Process facts are read from /proc: a group is
+gone when no process (zombies included) has its pgid, a pid is reaped when /proc has no entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kernel import queries as q
+from kernel.dispatch import procs
+from kernel.model import Dispatch
+from tests.conftest import Project
+from tests.fixtures.dispatching import agent, eventually, group_processes, proc_state, read_pid
+
+
+@pytest.fixture
+def proj(project: Project) -> Iterator[Project]:
+    (project.dir / "prompt.md").write_text("Fix the failing test.\n")
+    yield project
+    # Whatever a failing test left running is ended, so no agent outlives the suite.
+    conn = project.connect()
+    try:
+        for row in q.fetch_all(conn, q.DISPATCHES_ALL):
+            if row.pid and procs.group_members(row.pid):
+                procs.end_group(row.pid, 0.2)
+    finally:
+        conn.close()
+
+
+def spawn(proj: Project, *agent_args: str, flags: tuple[str, ...] = ()) -> dict[str, Any]:
+    result = proj.ic(
+        "--json", "dispatch", "spawn", "--prompt-file=prompt.md", *flags, "--", *agent(*agent_args)
+    )
+    assert result.code == 0, result.err
+    body: dict[str, Any] = result.json()
+    return body
+
+
+def row(proj: Project, dispatch_id: str) -> dict[str, Any]:
+    result = proj.ic("--json", "dispatch", "status", dispatch_id)
+    assert result.code == 0, result.err
+    body: dict[str, Any] = result.json()
+    return body
+
+
+def dispatch_events(proj: Project, dispatch_id: str) -> list[tuple[str, str]]:
+    conn = proj.connect()
+    try:
+        rows = conn.execute(
+            "SELECT source, type FROM events WHERE dispatch_id = ? ORDER BY id", (dispatch_id,)
+        ).fetchall()
+    finally:
+        conn.close()
+    return [(r[0], r[1]) for r in rows]
+
+
+def stored_row(proj: Project, dispatch_id: str) -> Dispatch:
+    conn = proj.connect()
+    try:
+        found = q.fetch_one(conn, q.DISPATCH_BY_ID, dispatch_id)
+        assert found is not None
+        return found
+    finally:
+        conn.close()
+
+
+def settled(proj: Project, dispatch_id: str, ready: Callable[[Dispatch], bool], what: str) -> Dispatch:
+    """The stored row once `ready` holds for it (bounded wait)."""
+    return eventually(lambda: r if ready(r := stored_row(proj, dispatch_id)) else None, what=what)
+
+
+def group_gone(pgid: int) -> bool:
+    return not group_processes(pgid)
+
+
+def test_completed_dispatch_records_exit_0_tokens_and_events(proj: Project) -> None:
+    spawned = spawn(proj, "--emit", "codex_exec.jsonl", flags=("--name=dev", "--scope-id=r1"))
+    assert set(spawned) == {"id", "pid"} and spawned["pid"] > 0
+    waited = proj.ic("--json", "dispatch", "wait", spawned["id"])
+    assert waited.code == 0, waited.err
+    body = waited.json()
+    assert (body["status"], body["exit_code"], body["error"]) == ("completed", 0, None)
+    assert (body["input_tokens"], body["output_tokens"], body["cache_tokens"]) == (24763, 122, 24448)
+    assert body["started_at"] is not None and body["ended_at"] >= body["started_at"]
+    assert dispatch_events(proj, spawned["id"]) == [
+        ("dispatch", "spawned"),
+        ("dispatch", "running"),
+        ("dispatch", "tokens"),
+        ("dispatch", "completed"),
+    ]
+    eventually(lambda: proc_state(spawned["pid"]) is None, what="the agent to be reaped")
+
+
+def test_failed_dispatch_records_the_real_exit_code(proj: Project) -> None:
+    spawned = spawn(proj, "--exit", "3")
+    waited = proj.ic("--json", "dispatch", "wait", spawned["id"])
+    assert waited.code == 1
+    body = waited.json()
+    assert (body["status"], body["exit_code"]) == ("failed", 3)
+    assert body["error"] == "exited with code 3"
+
+
+def test_spawn_returns_while_the_agent_runs_and_the_supervisor_records_the_end_unwatched(
+    proj: Project, tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    pidfile = tmp_path / "agent.pid"
+    spawned = spawn(proj, "--pidfile", str(pidfile), "--wait-for", str(release), "--exit", "0")
+    # `ic` has exited; the agent is still running (it cannot end before `release` exists).
+    assert read_pid(pidfile) == spawned["pid"]
+    assert proc_state(spawned["pid"]) not in (None, "Z", "X")
+    assert stored_row(proj, spawned["id"]).status == "running"
+    release.touch()
+    # Nobody runs `ic dispatch wait`: the supervisor alone records the result.
+    done = settled(proj, spawned["id"], lambda r: r.is_terminal, "the result")
+    assert (done.status, done.exit_code) == ("completed", 0)
+    # No zombie: the supervisor reaped its child, so /proc has no entry for it at all.
+    eventually(lambda: proc_state(spawned["pid"]) is None, what="the agent to be reaped")
+
+
+def test_wait_timeout_records_timeout_and_ends_the_whole_group(proj: Project, tmp_path: Path) -> None:
+    grandchild = tmp_path / "grandchild.pid"
+    spawned = spawn(proj, "--grandchild", str(grandchild), "--wait-for", str(tmp_path / "never"))
+    gc_pid = read_pid(grandchild)
+    waited = proj.ic("--json", "dispatch", "wait", spawned["id"], "--timeout=0.5s")
+    assert waited.code == 1
+    assert waited.json()["status"] == "timeout"
+    eventually(lambda: group_gone(spawned["pid"]), what="every process of the group gone")
+    eventually(lambda: proc_state(gc_pid) is None, what="the grandchild to be gone and reaped")
+    # The supervisor still adds the real exit code: the agent died of SIGTERM.
+    final = settled(proj, spawned["id"], lambda r: r.exit_code is not None, "the exit code")
+    assert (final.status, final.exit_code) == ("timeout", -signal.SIGTERM)
+
+
+def test_kill_cancels_and_ends_group_and_grandchildren_even_when_term_is_ignored(
+    proj: Project, tmp_path: Path
+) -> None:
+    grandchild = tmp_path / "grandchild.pid"
+    spawned = spawn(proj, "--ignore-term", "--grandchild", str(grandchild), "--wait-for", str(tmp_path / "x"))
+    gc_pid = read_pid(grandchild)
+    assert {spawned["pid"], gc_pid} <= {pid for pid, _ in group_processes(spawned["pid"])}
+    killed = proj.ic("--json", "dispatch", "kill", spawned["id"], "--grace=0.3s")
+    assert killed.code == 0, killed.err
+    assert killed.json()["status"] == "cancelled"
+    # kill returns once no live member is left; the supervisor then reaps the corpses.
+    assert all(state == "Z" for _, state in group_processes(spawned["pid"]))
+    eventually(lambda: group_gone(spawned["pid"]), what="every process of the group reaped")
+    final = settled(proj, spawned["id"], lambda r: r.exit_code is not None, "the exit code")
+    assert (final.status, final.exit_code) == ("cancelled", -signal.SIGKILL)
+    assert dispatch_events(proj, spawned["id"])[-1] == ("dispatch", "cancelled")
+    again = proj.ic("dispatch", "kill", spawned["id"])
+    assert again.code == 1 and "already ended" in again.err
+
+
+def test_spawn_timeout_is_enforced_by_the_supervisor(proj: Project, tmp_path: Path) -> None:
+    spawned = spawn(proj, "--wait-for", str(tmp_path / "never"), flags=("--timeout=0.5s",))
+    final = settled(proj, spawned["id"], lambda r: r.exit_code is not None, "the timeout")
+    assert final.status == "timeout"
+    assert final.timeout_s == 0.5
+    assert final.error == "timed out after 0.5s"
+    eventually(lambda: group_gone(spawned["pid"]), what="group gone")
+
+
+def test_processes_left_behind_by_a_finished_agent_are_ended(proj: Project, tmp_path: Path) -> None:
+    grandchild = tmp_path / "grandchild.pid"
+    spawned = spawn(proj, "--grandchild", str(grandchild), "--exit", "0")
+    gc_pid = read_pid(grandchild)
+    waited = proj.ic("--json", "dispatch", "wait", spawned["id"])
+    assert waited.code == 0
+    # The supervisor ended the orphan before recording the result, then reaped it as subreaper.
+    eventually(lambda: proc_state(gc_pid) is None, what="the orphaned grandchild to be reaped")
+
+
+def test_agent_gets_devnull_stdin_env_placeholders_and_a_private_output_file(
+    proj: Project, tmp_path: Path
+) -> None:
+    env_file = tmp_path / "env.json"
+    spawned = spawn(
+        proj, "--env-to", str(env_file), "{prompt_file}", "{output}", "{id}", "{model}",
+        flags=("--scope-id=run1", "--model=m-1"),
+    )  # fmt: skip
+    assert proj.ic("dispatch", "wait", spawned["id"]).code == 0
+    seen = json.loads(env_file.read_text())
+    output = proj.dir / ".clavain" / "dispatches" / spawned["id"] / "output.log"
+    prompt = str(proj.dir / "prompt.md")
+    assert seen["argv"][-4:] == [prompt, str(output), spawned["id"], "m-1"]
+    assert seen["env"]["CLAVAIN_DISPATCH_ID"] == spawned["id"]
+    assert seen["env"]["CLAVAIN_PROMPT_FILE"] == prompt
+    assert seen["env"]["CLAVAIN_SCOPE_ID"] == "run1"
+    assert seen["cwd"] == str(proj.dir)
+    assert seen["stdin_is_devnull"] is True
+    assert stat.S_IMODE(output.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(output.stat().st_mode) == 0o600
+
+
+def test_command_from_dispatch_toml_gets_the_prompt_and_is_never_run_by_a_shell(
+    proj: Project, tmp_path: Path
+) -> None:
+    env_file = tmp_path / "env.json"
+    command = [*agent("--env-to", str(env_file)), "{prompt}", "$HOME; echo pwned"]
+    (proj.dir / ".clavain" / "dispatch.toml").write_text(f"[codex]\ncommand = {json.dumps(command)}\n")
+    result = proj.ic("--json", "dispatch", "spawn", "--prompt-file=prompt.md")
+    assert result.code == 0, result.err
+    assert proj.ic("dispatch", "wait", result.json()["id"]).code == 0
+    argv = json.loads(env_file.read_text())["argv"]
+    assert argv[-2:] == ["Fix the failing test.\n", "$HOME; echo pwned"]
+
+
+def test_missing_program_fails_the_dispatch_with_the_reason(proj: Project) -> None:
+    result = proj.ic("--json", "dispatch", "spawn", "--prompt-file=prompt.md", "--type=claude",
+                     "--command=no-such-agent-program --flag")  # fmt: skip
+    assert result.code == 2
+    assert "no-such-agent-program" in result.err and result.err.count("\n") == 1
+    listed = proj.ic("--json", "dispatch", "list").json()
+    assert len(listed) == 1
+    assert listed[0]["status"] == "failed" and "not found" in listed[0]["error"]
+    assert dispatch_events(proj, listed[0]["id"]) == [("dispatch", "spawned"), ("dispatch", "failed")]
+
+
+def test_exec_failure_is_recorded_by_the_supervisor(proj: Project) -> None:
+    # Executable bits on a file the kernel cannot run: exec fails inside the supervisor (ENOEXEC).
+    script = proj.dir / "not-a-program"
+    script.write_bytes(b"\x7fELF garbage that is no program")
+    os.chmod(script, 0o755)
+    result = proj.ic("dispatch", "spawn", "--prompt-file=prompt.md", "--", "./not-a-program")
+    assert result.code == 2
+    assert "cannot start" in result.err
+    failed = proj.ic("--json", "dispatch", "list").json()[0]
+    assert failed["status"] == "failed" and "cannot start" in failed["error"]
+
+
+def test_dead_supervisor_is_reconciled_by_poll_without_guessing_an_exit_code(
+    proj: Project, tmp_path: Path
+) -> None:
+    spawned = spawn(proj, "--wait-for", str(tmp_path / "never"))
+    conn = proj.connect()
+    try:
+        from kernel.dispatch import records
+
+        info = records.process_info(conn, spawned["id"])
+    finally:
+        conn.close()
+    assert info.supervisor_pid is not None and info.pid == spawned["pid"]
+    os.kill(info.supervisor_pid, signal.SIGKILL)
+    eventually(
+        lambda: not procs.is_alive(info.supervisor_pid, info.supervisor_start), what="supervisor death"
+    )
+    assert stored_row(proj, spawned["id"]).status == "running"  # nothing recorded the end
+    polled = proj.ic("--json", "dispatch", "poll", spawned["id"])
+    assert polled.code == 0, polled.err
+    body = polled.json()
+    assert body["status"] == "failed" and body["exit_code"] is None
+    assert "supervisor" in body["error"] and "died" in body["error"]
+    # The unsupervised agent is not left running as an orphan.
+    assert not procs.group_members(spawned["pid"])

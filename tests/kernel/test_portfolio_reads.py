@@ -1,0 +1,69 @@
+"""Readers of portfolio data: `kernel.aio` (Bigend's read-only async API) and the `--json` contracts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from kernel import aio
+from kernel.portfolio import aio_reads
+from kernel.portfolio.contracts import (
+    PortfolioCancelled,
+    PortfolioCreated,
+    PortfolioOrder,
+    PortfolioRunStatus,
+    PortfolioStatus,
+    RelayTick,
+)
+from kernel.portfolio.deps import add_dep
+from kernel.portfolio.slots import acquire_slot
+from tests.kernel.test_portfolio_support import SHORT_CHAIN, advance_child, make_workspace
+
+
+async def test_aio_reads_parents_children_deps_relay_events_cursors_and_slots(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, ("a", "b"))
+    parent, kids = ws.create(phases=SHORT_CHAIN, max_dispatches=2)
+    conn = ws.portfolio_conn()
+    add_dep(conn, parent.id, str(ws.project("a")), str(ws.project("b")))
+    advance_child(ws.project("a"), kids["a"].id)
+    assert ws.ic("portfolio", "relay", parent.id, "--once").code == 0
+    acquire_slot(kids["b"], "d1", kids["b"].project_dir, None)
+    aconn = await aio.open_readonly(ws.portfolio_db)
+    try:
+        assert [p.id for p in await aio_reads.parents(aconn)] == [parent.id]
+        assert [c.id for c in await aio_reads.children(aconn, parent.id)] == [kids["a"].id, kids["b"].id]
+        assert [(d.upstream, d.downstream) for d in await aio_reads.deps(aconn, parent.id)] == [
+            (str(ws.project("a")), str(ws.project("b")))
+        ]
+        events = await aio_reads.relay_events(aconn, parent.id)
+        assert [(e.run_id, e.type) for e in events] == [
+            (kids["a"].id, "child_advanced"),
+            (kids["b"].id, "upstream_changed"),
+        ]
+        assert await aio_reads.relay_events(aconn, parent.id, after_id=events[-1].id) == []
+        assert {c.project_dir for c in await aio_reads.relay_cursors(aconn, parent.id)} == {
+            str(ws.project("a")),
+            str(ws.project("b")),
+        }
+        assert [s.dispatch_id for s in await aio_reads.slots(aconn, parent.id)] == ["d1"]
+    finally:
+        await aconn.close()
+
+
+def _valid(kind: type, body: Any) -> None:
+    TypeAdapter(kind).validate_python(body, strict=False)
+    assert set(body) == set(TypeAdapter(kind).json_schema()["properties"])
+
+
+def test_json_outputs_match_their_contracts(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, ("a", "b"))
+    created = ws.ic("run", "create", "--projects=../a,../b", "--goal=contracts", "--json")
+    _valid(PortfolioCreated, created.json())
+    pid = created.json()["id"]
+    _valid(PortfolioStatus, ws.ic("portfolio", "status", pid, "--json").json())
+    _valid(PortfolioOrder, ws.ic("portfolio", "order", pid, "--json").json())
+    _valid(RelayTick, ws.ic("portfolio", "relay", pid, "--once", "--json").json())
+    _valid(PortfolioRunStatus, ws.ic("run", "status", pid, "--json").json())
+    _valid(PortfolioCancelled, ws.ic("run", "cancel", pid, "--json").json())

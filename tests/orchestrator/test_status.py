@@ -1,0 +1,42 @@
+"""The operator's view: status lines on a terminal, plain lines elsewhere, agent text never styled."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from orchestrator.status import StatusBoard, clean, format_elapsed
+
+
+def test_live_status_line_on_a_terminal() -> None:
+    sink = io.StringIO()
+    console = Console(file=sink, force_terminal=True, width=140, color_system=None)
+    with StatusBoard(console, max_cycles=2) as board:
+        board.track("007", "Teach the parser tabs")
+        board.start("007")
+        board.phase("007", "fix", 1, 2)
+        board.tokens("007", 12_450, 3_200)
+        board.output("007", "[bold]not markup[/bold] \x1b[31mred\x1b[0m")
+        board.finish("007", "passed", "review passed after 1 fix cycle(s)")
+    text = sink.getvalue()
+    assert "[007] fix cycle 1 (attempt 2) started" in text
+    assert "12,450 in / 3,200 out" in text and "cycle 1/2" in text
+    assert "[bold]not markup[/bold] red" in text
+    assert "\x1b[31m" not in text
+
+
+def test_plain_lines_off_a_terminal_and_quiet_mode() -> None:
+    sink = io.StringIO()
+    board = StatusBoard(Console(file=sink, force_terminal=False, width=120), max_cycles=2, show_output=False)
+    with board:
+        board.track("1", "t")
+        board.start("1")
+        board.output("1", "agent chatter")
+        board.note("1", "committed abc after dev")
+    assert sink.getvalue() == "[1] committed abc after dev\n"
+
+
+def test_helpers() -> None:
+    assert clean("a\x1b]8;;http://x\x07link\x1b]8;;\x07\x00b\tc") == "alinkb    c"
+    assert (format_elapsed(65), format_elapsed(3725)) == ("01:05", "1:02:05")
