@@ -82,7 +82,7 @@ def _pinned_env(seed: str | None) -> Iterator[None]:
     if seed is not None:
         os.environ["IC_ID_SEED"] = seed
         # kernel.clock keeps one generator per process; start it afresh so every build draws the same ids.
-        getattr(clock, "_seeded", []).clear()
+        clock.reset_seeded_ids()
     try:
         yield
     finally:
@@ -92,7 +92,7 @@ def _pinned_env(seed: str | None) -> Iterator[None]:
             else:
                 os.environ[key] = value
         if seed is not None:
-            getattr(clock, "_seeded", []).clear()
+            clock.reset_seeded_ids()
 
 
 def _write(path: Path, text: str) -> str:

@@ -39,9 +39,15 @@ async def open_readonly(path: Path, *, timeout: float = kdb.DEFAULT_TIMEOUT) -> 
     kdb._check_openable(path)
     try:
         conn = await aiosqlite.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=timeout)
+    except sqlite3.Error as exc:
+        raise StorageError(f"{path}: cannot open database: {exc}") from exc
+    try:
         await conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         version = await fetch_scalar(conn, "PRAGMA user_version")
     except sqlite3.Error as exc:
+        # Close before raising: aiosqlite's worker thread is not a daemon, so a leaked connection
+        # would keep the whole process alive at exit.
+        await conn.close()
         raise StorageError(f"{path}: not a usable kernel database ({exc})") from exc
     expected = kdb.code_schema_version()
     if version != expected:

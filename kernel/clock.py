@@ -31,6 +31,11 @@ def _seeded_id(seed: str) -> str:
     return "".join(rng.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
 
 
+def reset_seeded_ids() -> None:
+    """Restart the IC_ID_SEED sequence, so a fixture built twice in one process gets the same ids."""
+    _seeded.clear()
+
+
 def new_id() -> str:
     """8 random characters from [a-z0-9], drawn from os.urandom like `secrets` does.
 

@@ -152,3 +152,26 @@ async def test_open_readonly_refuses_missing_and_newer_databases(tmp_path: Path,
     raw.close()
     with pytest.raises(StorageError, match="v999"):
         await aio.open_readonly(project.db)
+
+
+def test_a_corrupt_database_is_refused_and_the_process_still_exits(tmp_path: Path) -> None:
+    """A failed open must close its aiosqlite connection: its non-daemon thread would hang exit."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "intercore.db"
+    bad.write_bytes(b"not a database at all" * 200)
+    script = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from kernel import aio\n"
+        "from kernel.errors import StorageError\n"
+        "try:\n"
+        f"    asyncio.run(aio.open_readonly(Path({str(bad)!r})))\n"
+        "except StorageError as exc:\n"
+        "    print(exc.message)\n"
+        "    sys.exit(7)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 7, done.stderr
+    assert "not a usable kernel database" in done.stdout

@@ -1,0 +1,86 @@
+"""The command palette (ctrl+p): the app's actions and one "Open project" command per project."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.fuzzy import Matcher
+from textual.markup import escape
+
+from bigend.ui.text import clean
+
+if TYPE_CHECKING:
+    from bigend.ui.app import BigendApp
+
+
+@dataclass(frozen=True)
+class PaletteCommand:
+    name: str
+    help: str
+    run: Callable[[], object]
+
+
+class BigendCommands(Provider):
+    def _commands(self) -> list[PaletteCommand]:
+        from bigend.ui.app import BigendApp
+
+        app = self.app
+        if not isinstance(app, BigendApp):
+            return []
+        return palette_commands(app)
+
+    async def discover(self) -> Hits:
+        for command in self._commands():
+            yield DiscoveryHit(Content(command.name), command.run, help=command.help)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for command in self._commands():
+            score = matcher.match(command.name)
+            if score > 0:
+                yield Hit(score, literal_highlight(matcher, command.name), command.run, help=command.help)
+
+
+def literal_highlight(matcher: Matcher, candidate: str) -> Content:
+    """Like `Matcher.highlight`, which parses the candidate as markup; a project name must stay literal."""
+    content = Content(candidate)
+    _, offsets = matcher.fuzzy_search.match(matcher.query, candidate)
+    for offset in offsets:
+        if not candidate[offset].isspace():
+            content = content.stylize("bold underline", offset, offset + 1)
+    return content
+
+
+def palette_commands(app: BigendApp) -> list[PaletteCommand]:
+    commands = [
+        PaletteCommand("Refresh now", "Re-read every project's kernel database", app.action_refresh),
+        PaletteCommand(
+            "Toggle all run history", "Active and last-24h runs, or every run", app.action_toggle_all
+        ),
+        PaletteCommand("Filter runs and events", "Open the / filter bar", app.action_filter),
+        PaletteCommand(
+            "Show blocked runs", "Filter: status=blocked", lambda: app.set_filter("status=blocked")
+        ),
+        PaletteCommand("Clear filter", "Show everything again", lambda: app.set_filter("")),
+        PaletteCommand(
+            "Show dashboard", "Stats, active runs and the event stream", lambda: app.show_tab("dashboard")
+        ),
+        PaletteCommand("Show projects", "Sidebar, run list and detail", lambda: app.show_tab("projects")),
+        PaletteCommand("Show events", "The event viewport", lambda: app.show_tab("events")),
+        PaletteCommand("Help: keys", "Every key binding", app.action_help),
+        PaletteCommand("Quit", "Leave Bigend", app.action_quit),
+    ]
+    if app.state is not None:
+        for project in app.state.projects:
+            path = project.path
+            name = f"Open project {clean(project.name)}"
+            commands.append(PaletteCommand(name, escape(clean(path)), _opener(app, path)))
+    return commands
+
+
+def _opener(app: BigendApp, path: str) -> Callable[[], None]:
+    return lambda: app.open_project(path)

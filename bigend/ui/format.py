@@ -1,0 +1,92 @@
+"""Formatting of figures shared by every widget: durations, token counts, clock times, progress."""
+
+from __future__ import annotations
+
+import time
+
+from bigend.core.snapshot import RunInfo
+
+HOUR = 3600
+# The default chain and the phases each complexity walks (DESIGN 3.3). A custom chain is walked in full.
+DEFAULT_CHAIN = (
+    "brainstorm",
+    "brainstorm-reviewed",
+    "strategized",
+    "planned",
+    "executing",
+    "review",
+    "polish",
+    "reflect",
+    "done",
+)
+_WALK_C1 = ("brainstorm", "planned", "executing", "done")
+_WALK_C2 = ("brainstorm", "brainstorm-reviewed", "planned", "executing", "review", "done")
+
+
+def duration(seconds: float) -> str:
+    """At most 6 characters: `45s`, `12m`, `3h05m`, `2d04h`; never negative."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < HOUR:
+        return f"{s // 60}m"
+    if s < 24 * HOUR:
+        hours, rest = divmod(s, HOUR)
+        return f"{hours}h{rest // 60:02d}m"
+    days, rest = divmod(s, 24 * HOUR)
+    if days < 100:
+        return f"{days}d{rest // HOUR:02d}h"
+    return f"{days}d"
+
+
+def age_style(seconds: float) -> str:
+    """Colour of a time in phase: green, yellow past one hour, red past four."""
+    if seconds > 4 * HOUR:
+        return "red"
+    if seconds > HOUR:
+        return "yellow"
+    return "green"
+
+
+def tokens(value: int) -> str:
+    return f"{value:,}"
+
+
+def clock_time(timestamp: float) -> str:
+    """HH:MM:SS in local time (tests pin TZ for stable screenshots)."""
+    return time.strftime("%H:%M:%S", time.localtime(timestamp))
+
+
+def walked_chain(run: RunInfo) -> list[str]:
+    """The phases this run actually walks: a complexity subset of the default chain, else all of it.
+
+    A run sitting on a phase outside its subset (force_full, or a rollback) walks the full chain.
+    """
+    chain = list(run.phases)
+    if tuple(chain) == DEFAULT_CHAIN and run.complexity <= 2:
+        subset = list(_WALK_C1 if run.complexity <= 1 else _WALK_C2)
+        if run.phase in subset:
+            return subset
+    return chain
+
+
+def progress(run: RunInfo) -> float:
+    """Fraction of the walked chain behind the run: 0 at the first phase, 1 at the terminal one."""
+    chain = walked_chain(run)
+    if run.phase not in chain or len(chain) < 2:
+        return 1.0 if run.completed_at else 0.0
+    return chain.index(run.phase) / (len(chain) - 1)
+
+
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def progress_bar(fraction: float, width: int = 8) -> str:
+    """A bar of exactly `width` cells with eighth-block resolution."""
+    fraction = min(1.0, max(0.0, fraction))
+    eighths = round(fraction * width * 8)
+    full, part = divmod(eighths, 8)
+    bar = "█" * full
+    if full < width and part:
+        bar += _EIGHTHS[part]
+    return bar.ljust(width, "·")[:width]

@@ -1,0 +1,157 @@
+"""The event viewport: bootstraps with the events in the state, then streams new ones.
+
+Lines are deduplicated by synthetic id with a bounded seen-set and the buffer keeps at most
+`max_lines`. The log is virtual: it stores events and renders only the rows on screen, so a bootstrap
+of thousands of events or a filter change costs no per-line rendering. The view follows the newest
+line unless the operator scrolled up; then a "paused" marker shows until End (or scrolling back to the
+bottom) resumes following.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Mapping
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.geometry import Size
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Static
+
+from bigend.core.snapshot import EventInfo
+from bigend.ui.eventlines import event_line
+from bigend.ui.filtering import FilterQuery, parse_filter
+
+PAUSED_TEXT = "⏸ paused — End to follow"
+Entry = tuple[EventInfo, str]
+
+
+class EventLog(ScrollView, can_focus=True):
+    """The scrolling part: a virtual list of event lines, rendered on demand."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("down", "scroll_down", "Scroll down", show=False, id="events.down"),
+        Binding("j", "scroll_down", "Scroll down", show=False, id="events.down"),
+        Binding("up", "scroll_up", "Scroll up (pauses following)", show=False, id="events.up"),
+        Binding("k", "scroll_up", "Scroll up (pauses following)", show=False, id="events.up"),
+        Binding("pagedown", "page_down", "Page down", show=False, id="events.page_down"),
+        Binding("pageup", "page_up", "Page up", show=False, id="events.page_up"),
+        Binding("end", "follow", "Follow", id="events.follow"),
+        Binding("home", "scroll_home", "Oldest", show=False, id="events.home"),
+    ]
+
+    def __init__(self, *, max_lines: int, show_project: bool) -> None:
+        super().__init__()
+        self.show_project = show_project
+        self.entries: deque[Entry] = deque(maxlen=max_lines)
+        self.following = True
+
+    @property
+    def line_count(self) -> int:
+        return len(self.entries)
+
+    def set_entries(self, entries: Iterable[Entry]) -> None:
+        """Replace what is shown (a filter change)."""
+        self.entries.clear()
+        self.entries.extend(entries)
+        self._resized()
+
+    def append(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        full = self.entries.maxlen is not None and len(self.entries) == self.entries.maxlen
+        dropped = max(0, len(self.entries) + len(entries) - (self.entries.maxlen or 0)) if full else 0
+        self.entries.extend(entries)
+        if not self.following and dropped:
+            # The lines above the view moved out: keep the view on the same lines.
+            self.scroll_to(y=max(0, self.scroll_y - dropped), animate=False, immediate=True)
+        self._resized()
+
+    def _resized(self) -> None:
+        self.virtual_size = Size(self.scrollable_content_region.width, len(self.entries))
+        if self.following:
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+        self.refresh()
+
+    def on_resize(self) -> None:
+        self._resized()
+
+    def render_line(self, y: int) -> Strip:
+        index = int(self.scroll_y) + y
+        width = self.scrollable_content_region.width
+        rich_style = self.rich_style
+        if index >= len(self.entries) or width <= 0:
+            return Strip.blank(max(0, width), rich_style)
+        event, name = self.entries[index]
+        text = event_line(event, name if self.show_project else None)
+        text.truncate(width, overflow="ellipsis")
+        text.style = rich_style
+        return Strip(text.render(self.app.console), text.cell_len).extend_cell_length(width, rich_style)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self.following = new_value >= self.max_scroll_y
+        viewport = self.parent
+        if isinstance(viewport, EventViewport):
+            viewport.paused = not self.following
+
+    def action_follow(self) -> None:
+        self.following = True
+        self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+        viewport = self.parent
+        if isinstance(viewport, EventViewport):
+            viewport.paused = False
+
+
+class EventViewport(Vertical):
+    paused: reactive[bool] = reactive(False)
+
+    def __init__(self, *, max_lines: int = 2000, show_project: bool = True, id: str | None = None) -> None:
+        super().__init__(id=id, classes="event-viewport")
+        self.max_lines = max_lines
+        self.show_project = show_project
+        self._buffer: deque[Entry] = deque(maxlen=max_lines)
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen_cap = max_lines * 10
+        self._filter: FilterQuery = parse_filter("")
+
+    def compose(self) -> ComposeResult:
+        yield Static(PAUSED_TEXT, classes="paused-marker")
+        yield EventLog(max_lines=self.max_lines, show_project=self.show_project)
+
+    @property
+    def log_widget(self) -> EventLog:
+        return self.query_one(EventLog)
+
+    @property
+    def lines(self) -> list[Entry]:
+        """What the buffer holds (event, project name), oldest first; filters do not drop entries."""
+        return list(self._buffer)
+
+    def watch_paused(self, paused: bool) -> None:
+        self.set_class(paused, "-paused")
+
+    def ingest(self, events: Iterable[EventInfo], names: Mapping[str, str]) -> int:
+        """Append the events not seen before (in the given order); returns how many were new."""
+        fresh: list[Entry] = []
+        for event in events:
+            if event.synthetic_id in self._seen:
+                continue
+            self._seen[event.synthetic_id] = None
+            if len(self._seen) > self._seen_cap:
+                self._seen.popitem(last=False)
+            fresh.append((event, names.get(event.project, event.project)))
+        self._buffer.extend(fresh)
+        self.log_widget.append([e for e in fresh if self._filter.matches_event(*e)])
+        return len(fresh)
+
+    def set_filter(self, query: FilterQuery) -> None:
+        """Show the buffer under a new filter (cheap: nothing is rendered until it is on screen)."""
+        if query == self._filter:
+            return
+        self._filter = query
+        self.log_widget.set_entries(e for e in self._buffer if query.matches_event(*e))

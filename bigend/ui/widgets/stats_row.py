@@ -1,0 +1,50 @@
+"""The dashboard's stats row: Projects | Active Runs | Blocked | Dispatches | Tokens."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+from bigend.core.snapshot import Metrics
+from bigend.ui import format as fmt
+
+
+def projects_figure(metrics: Metrics) -> str:
+    """`4 projects`, or `3/4 projects` when some project's data could not be read."""
+    if metrics.projects_ok < metrics.projects_total:
+        return f"{metrics.projects_ok}/{metrics.projects_total} projects"
+    return f"{metrics.projects_total} project{'' if metrics.projects_total == 1 else 's'}"
+
+
+def tokens_figure(metrics: Metrics) -> str:
+    return f"{fmt.tokens(metrics.total_tokens_in)} in / {fmt.tokens(metrics.total_tokens_out)} out"
+
+
+class Stat(Static):
+    """One labelled figure; the label is the border title so the figure keeps the whole cell."""
+
+    def __init__(self, label: str, *, id: str) -> None:
+        super().__init__("-", id=id, classes="stat")
+        self.border_title = label
+
+
+class StatsRow(Horizontal):
+    def compose(self) -> ComposeResult:
+        yield Stat("Projects", id="stat-projects")
+        yield Stat("Active Runs", id="stat-active")
+        yield Stat("Blocked", id="stat-blocked")
+        yield Stat("Dispatches", id="stat-dispatches")
+        yield Stat("Tokens", id="stat-tokens")
+
+    def show(self, metrics: Metrics) -> None:
+        self.query_one("#stat-projects", Stat).update(projects_figure(metrics))
+        self.query_one("#stat-projects", Stat).set_class(
+            metrics.projects_ok < metrics.projects_total, "-warning"
+        )
+        self.query_one("#stat-active", Stat).update(str(metrics.active_runs))
+        blocked = self.query_one("#stat-blocked", Stat)
+        blocked.update(str(metrics.blocked_agents))
+        blocked.set_class(metrics.blocked_agents > 0, "-warning")
+        self.query_one("#stat-dispatches", Stat).update(str(metrics.active_dispatches))
+        self.query_one("#stat-tokens", Stat).update(tokens_figure(metrics))

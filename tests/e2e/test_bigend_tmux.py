@@ -1,0 +1,108 @@
+"""End to end: the real `bigend --demo` binary in a real terminal (tmux), driven by keystrokes.
+
+tmux runs on its own socket so the test never touches another tmux server; the session is killed at
+the end whatever happened. What is checked is the text a person would see on the screen.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+
+@dataclass
+class Terminal:
+    socket: str
+    session: str
+
+    def tmux(self, *args: str) -> str:
+        proc = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=20, check=False
+        )
+        return proc.stdout
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", self.session)
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", self.session, *keys)
+
+    def literal(self, text: str) -> None:
+        self.tmux("send-keys", "-t", self.session, "-l", text)
+
+    def wait_for(self, check: Callable[[str], bool], what: str, timeout: float = 45.0) -> str:
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if check(screen):
+                return screen
+            time.sleep(0.25)
+        raise AssertionError(f"timed out waiting for {what}; the screen was:\n{screen}")
+
+
+@pytest.fixture
+def terminal() -> Iterator[Terminal]:
+    assert shutil.which("tmux"), "tmux is required for the end-to-end test (.ci/run installs it)"
+    bigend = shutil.which("bigend")
+    assert bigend, "the `bigend` console script is not installed (pip install -e .)"
+    term = Terminal(socket=f"bigend-e2e-{uuid.uuid4().hex[:8]}", session="bigend")
+    command = f"{bigend} --demo; echo BIGEND-EXIT:$?; sleep 60"
+    env = {**os.environ, "TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none"}
+    subprocess.run(
+        [
+            "tmux",
+            "-L",
+            term.socket,
+            "new-session",
+            "-d",
+            "-s",
+            term.session,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            command,
+        ],
+        check=True,
+        env=env,
+        timeout=20,
+    )
+    try:
+        yield term
+    finally:
+        term.tmux("kill-server")
+
+
+@pytest.mark.slow
+def test_bigend_demo_in_a_real_terminal(terminal: Terminal) -> None:
+    screen = terminal.wait_for(lambda s: "Active runs" in s and "interverse" in s, "the dashboard with data")
+    assert "Dashboard" in screen and "Projects" in screen and "Events" in screen
+    assert "Tokens" in screen and " in / " in screen
+    assert "Quit" in screen.splitlines()[-1]
+
+    terminal.keys("2")
+    terminal.wait_for(lambda s: "Runs ·" in s and "Detail" in s, "the project view")
+
+    terminal.keys("?")
+    terminal.wait_for(lambda s: "Bigend keys" in s and "Next pane" in s, "the help screen")
+    terminal.keys("Escape")
+    terminal.wait_for(lambda s: "Bigend keys" not in s, "the help screen to close")
+
+    terminal.keys("/")
+    terminal.literal("status=blocked")
+    terminal.keys("Enter")
+    terminal.wait_for(lambda s: "filter: status=blocked" in s, "the filter in the status line")
+
+    terminal.keys("3")
+    terminal.wait_for(lambda s: "[K]" in s, "kernel events in the event viewport")
+
+    terminal.keys("q")
+    terminal.wait_for(lambda s: "BIGEND-EXIT:0" in s, "bigend to exit with 0", timeout=30)
