@@ -195,6 +195,7 @@ def _build(root: Path, script: _Script) -> tuple[list[str], Path, str]:
 
     # interverse: the busy monorepo (two running agents, one review waiting on its verdict)
     d, c = _new_project(root, "interverse")
+    script.at(5 * DAY + 10 * 60)  # created just before its walk starts
     r = runs.create_run(c, goal="Migrate the event bus to NATS JetStream", project_dir=d, complexity=4)
     r = _walk_to(c, d, r, "executing", script, 5 * DAY)
     script.at(3 * HOUR)
@@ -208,11 +209,13 @@ def _build(root: Path, script: _Script) -> tuple[list[str], Path, str]:
     script.at(12 * 60)
     _dispatch(c, d, r.id, name="consumer-rewriter", agent="claude", model="claude-sonnet-4", end=None,
               tokens=(22_450, 3_120, 0))  # fmt: skip
+    script.at(2 * DAY + 10 * 60)  # created just before its walk starts
     r2 = runs.create_run(c, goal="Add per-tenant rate limiting to the API gateway", project_dir=d)
     r2 = _walk_to(c, d, r2, "review", script, 2 * DAY)
     script.at(5 * HOUR)
     _dispatch(c, d, r2.id, name="reviewer", agent="codex", model="gpt-5", end="completed",
               tokens=(64_002, 9_877, 8_192))  # fmt: skip
+    script.at(9 * DAY // 2 + 10 * 60)  # created just before its walk starts
     r3 = runs.create_run(c, goal="Upgrade services to Python 3.12", project_dir=d, complexity=1)
     _walk_to(c, d, r3, "done", script, 9 * DAY // 2)
     c.close()
@@ -220,31 +223,36 @@ def _build(root: Path, script: _Script) -> tuple[list[str], Path, str]:
     # payments-api: a hard gate blocks the plan, a reconciliation job nearly done, a cancelled retirement
     script.at(4 * DAY)
     d, c = _new_project(root, "payments-api")
+    script.at(3 * DAY + 10 * 60)  # created just before its walk starts
     r = runs.create_run(c, goal="Idempotency keys for the refund endpoint", project_dir=d)
     r = _walk_to(c, d, r, "planned", script, 3 * DAY)
     script.at(2 * HOUR + 15 * 60)
     _try(lambda: runs.advance(c, r.id, priority=1))
     blocked.append(r.id)
+    script.at(3 * DAY + 10 * 60)  # created just before its walk starts
     r2 = runs.create_run(c, goal="Reconcile Stripe payouts nightly", project_dir=d)
     r2 = _walk_to(c, d, r2, "polish", script, 3 * DAY)
     script.at(HOUR)
     _dispatch(c, d, r2.id, name="payout-reconciler", agent="codex", model="gpt-5-codex", end="completed",
               tokens=(88_120, 14_230, 30_000))  # fmt: skip
     r3 = runs.create_run(c, goal="Retire the v1 charge API", project_dir=d)
-    script.at(2 * DAY)
+    script.at(30 * 60)
     runs.cancel_run(c, r3.id, reason="superseded by the v2 migration plan")
     c.close()
 
     # web-dashboard: early phases, a failed dispatch, a recent completion
     script.at(3 * DAY)
     d, c = _new_project(root, "web-dashboard")
+    script.at(2 * DAY + 10 * 60)  # created just before its walk starts
     r = runs.create_run(c, goal="Dark mode across the settings pages", project_dir=d)
     _walk_to(c, d, r, "brainstorm-reviewed", script, 2 * DAY)
+    script.at(DAY + 10 * 60)  # created just before its walk starts
     r2 = runs.create_run(c, goal="Virtualize the orders table (10k rows)", project_dir=d)
     r2 = _walk_to(c, d, r2, "strategized", script, DAY)
     script.at(50 * 60)
     _dispatch(c, d, r2.id, name="table-virtualizer", agent="claude", model="claude-sonnet-4", end="failed",
               tokens=(35_600, 4_410, 0), error="tests failed: 3 of 214 (orders-table.spec.ts)")  # fmt: skip
+    script.at(20 * HOUR + 10 * 60)  # created just before its walk starts
     r3 = runs.create_run(c, goal="Fix the hydration warning on /reports", project_dir=d, complexity=1)
     _walk_to(c, d, r3, "done", script, 20 * HOUR)
     c.close()
@@ -252,6 +260,7 @@ def _build(root: Path, script: _Script) -> tuple[list[str], Path, str]:
     # data-pipeline: a paused run (auto-advance off), a failed run, a timed-out dispatch
     script.at(5 * DAY)
     d, c = _new_project(root, "data-pipeline")
+    script.at(4 * DAY + 10 * 60)  # created just before its walk starts
     r = runs.create_run(c, goal="Backfill 2023 events into the warehouse", project_dir=d, auto_advance=True)
     r = _walk_to(c, d, r, "executing", script, 4 * DAY)
     script.at(7 * HOUR)
@@ -261,6 +270,7 @@ def _build(root: Path, script: _Script) -> tuple[list[str], Path, str]:
     script.at(6 * HOUR)
     _try(lambda: runs.advance(c, r.id))
     blocked.append(r.id)
+    script.at(3 * DAY + 10 * 60)  # created just before its walk starts
     r2 = runs.create_run(c, goal="Partition the clickstream table by day", project_dir=d)
     r2 = _walk_to(c, d, r2, "planned", script, 3 * DAY)
     script.at(2 * DAY)
@@ -270,8 +280,10 @@ def _build(root: Path, script: _Script) -> tuple[list[str], Path, str]:
     # auth-service: reflect, a fresh brainstorm, a rollback from review
     script.at(6 * DAY)
     d, c = _new_project(root, "auth-service")
+    script.at(5 * DAY + 10 * 60)  # created just before its walk starts
     r = runs.create_run(c, goal="Rotate JWT signing keys without downtime", project_dir=d)
     _walk_to(c, d, r, "reflect", script, 5 * DAY)
+    script.at(2 * DAY + 10 * 60)  # created just before its walk starts
     r2 = runs.create_run(c, goal="SAML SSO for enterprise tenants", project_dir=d)
     r2 = _walk_to(c, d, r2, "review", script, 2 * DAY)
     script.at(9 * HOUR)
@@ -283,6 +295,7 @@ def _build(root: Path, script: _Script) -> tuple[list[str], Path, str]:
     # mobile-app: a run over its token budget warning, a run in review
     script.at(2 * DAY)
     d, c = _new_project(root, "mobile-app")
+    script.at(DAY + 6 * HOUR + 10 * 60)  # created just before its walk starts
     r = runs.create_run(
         c, goal="Push notification preferences", project_dir=d, token_budget=120_000, budget_warn_pct=80
     )
@@ -291,6 +304,7 @@ def _build(root: Path, script: _Script) -> tuple[list[str], Path, str]:
     runtrack.add_agent(c, r.id, name="prefs-builder", agent_type="codex")
     _dispatch(c, d, r.id, name="prefs-builder", agent="codex", model="gpt-5-codex", end=None,
               tokens=(101_340, 7_220, 20_480))  # fmt: skip
+    script.at(20 * HOUR + 10 * 60)  # created just before its walk starts
     r2 = runs.create_run(c, goal="Offline mode for the order history", project_dir=d)
     _walk_to(c, d, r2, "review", script, 20 * HOUR)
     c.close()
@@ -298,8 +312,10 @@ def _build(root: Path, script: _Script) -> tuple[list[str], Path, str]:
     # docs-site: a quiet project with one strategized run and an old completed one
     script.at(8 * DAY)
     d, c = _new_project(root, "docs-site")
+    script.at(7 * DAY + 10 * 60)  # created just before its walk starts
     r = runs.create_run(c, goal="Document the portfolio relay and its gates", project_dir=d, complexity=2)
     _walk_to(c, d, r, "planned", script, 7 * DAY)
+    script.at(6 * DAY + 10 * 60)  # created just before its walk starts
     r2 = runs.create_run(c, goal="Search across all versions of the docs", project_dir=d, complexity=1)
     _walk_to(c, d, r2, "done", script, 6 * DAY)
     c.close()

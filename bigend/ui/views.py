@@ -39,14 +39,25 @@ def finished_at(run: RunInfo) -> int:
     return run.completed_at or run.updated_at
 
 
+def is_portfolio_copy(project: ProjectState, run: RunInfo) -> bool:
+    """A child run as the portfolio database mirrors it; the child's own project shows the real one."""
+    return project.portfolio and run.parent_run_id is not None
+
+
 def dashboard_runs(state: KernelState, now: float) -> list[tuple[ProjectState, RunInfo]]:
-    """Live runs of every project plus runs that failed in the last hour, Blocked and Error first."""
+    """Live runs of every project plus runs that failed in the last hour, Blocked and Error first.
+
+    Portfolio copies of child runs are left out: each child already appears once, in its project.
+    """
     rows = [
         (project, run)
         for project in state.projects
         for run in project.runs
-        if is_live(run)
-        or (run.unified is UnifiedStatus.ERROR and now - finished_at(run) <= RECENT_ERROR_WINDOW)
+        if not is_portfolio_copy(project, run)
+        and (
+            is_live(run)
+            or (run.unified is UnifiedStatus.ERROR and now - finished_at(run) <= RECENT_ERROR_WINDOW)
+        )
     ]
     rows.sort(key=lambda pr: (*run_order(pr[1])[:2], pr[0].name, pr[1].id))
     return rows

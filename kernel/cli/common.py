@@ -54,9 +54,17 @@ class Ctx:
             self._conn = None
 
     def emit(self, json_obj: Any, text: Callable[[], None] | str | None = None) -> None:
-        """Write the JSON form under --json, else the text form (a string or a printer)."""
+        """Write the JSON form under --json, else the text form (a string or a printer).
+
+        A list is written as JSON lines, one document per row (an empty list prints nothing), so
+        `grep '"status":"running"'` picks rows, as DESIGN 3.2 promises.
+        """
         if self.json:
-            output.emit_json(json_obj)
+            if isinstance(json_obj, list):
+                for item in json_obj:
+                    output.emit_json(item)
+            else:
+                output.emit_json(json_obj)
         elif callable(text):
             text()
         elif text is not None:

@@ -94,7 +94,7 @@ async def test_metrics_match_what_ic_reports(project: Project) -> None:
     assert project.ic("run", "advance", ids[0]).code == 1  # hard gate: no brainstorm artifact
     assert project.ic("run", "cancel", ids[1]).code == 0
     assert project.ic("events", "record", "--source=hook", "--type=custom", f"--run={ids[2]}").code == 0
-    active = project.ic("--json", "run", "list", "--active").json()  # one JSON array
+    active = project.ic("--json", "run", "list", "--active").json_lines()  # JSON lines: one run each
 
     state = await snapshot(config(project.dir))
 

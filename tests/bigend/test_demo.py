@@ -140,3 +140,20 @@ def test_bigend_demo_command_builds_then_refuses_to_overwrite(tmp_path: Path) ->
     assert first.stdout.startswith(f"demo workspace in {tmp_path / 'ws'}: 10 projects")
     second = subprocess.run([*command, "demo", "ws"], cwd=tmp_path, capture_output=True, text=True, timeout=9)
     assert second.returncode == 1 and "not empty" in second.stderr and second.stderr.count("\n") == 1
+
+
+def test_history_moves_forward_in_time(demo: DemoInfo) -> None:
+    """Each run's events, in the order the kernel wrote them, never go back in time, and nothing is
+    dated in the future: otherwise "time in phase" and the event stream tell a story that cannot be."""
+    runs = all_rows(demo, "SELECT id, created_at, updated_at FROM runs")
+    assert runs
+    for run_id, created_at, updated_at in runs:
+        assert created_at <= updated_at <= NOW, run_id
+    for project in demo.kernel_projects:
+        events = rows(project / kdb.DB_DIR / kdb.DB_NAME, "SELECT run_id, timestamp FROM events ORDER BY id")
+        last: dict[str, int] = {}
+        for run_id, timestamp in events:
+            assert timestamp <= NOW
+            if run_id is not None:
+                assert timestamp >= last.get(run_id, 0), f"{project.name}: {run_id} went back in time"
+                last[run_id] = timestamp

@@ -7,7 +7,7 @@ from bigend.ui import format as fmt
 from bigend.ui.filtering import parse_filter
 from bigend.ui.text import clean, literal
 from bigend.ui.views import dashboard_runs, project_runs
-from tests.snapshots.fixture_state import NOW, build_state, run
+from tests.snapshots.fixture_state import NOW, build_state, project, run
 
 
 def test_durations_fit_six_cells() -> None:
@@ -81,3 +81,19 @@ def test_views_select_and_order_runs() -> None:
     assert ranks[:2] == [UnifiedStatus.BLOCKED, UnifiedStatus.ERROR]
     # the atlas failure is an hour old plus one second later: it leaves the dashboard
     assert "f4il3d00" not in [r.id for _, r in dashboard_runs(state, NOW + 1801)]
+
+
+def test_portfolio_copies_of_child_runs_stay_off_the_dashboard() -> None:
+    """A child run shows once, in its own project, not again as the portfolio database's copy."""
+    state = build_state()
+    child = next(r for _, r in dashboard_runs(state, NOW))
+    workspace = project("workspace", [child.model_copy(update={"parent_run_id": "p4rent00"})], [], [])
+    workspace = workspace.model_copy(update={"portfolio": True})
+    with_copy = state.model_copy(update={"projects": [*state.projects, workspace]})
+    listed = [(p.name, r.id) for p, r in dashboard_runs(with_copy, NOW)]
+    assert ("workspace", child.id) not in listed
+    assert len(listed) == len(dashboard_runs(state, NOW))
+    # the same run in an ordinary project (not a portfolio database) is listed
+    ordinary = workspace.model_copy(update={"portfolio": False})
+    plain = state.model_copy(update={"projects": [*state.projects, ordinary]})
+    assert ("workspace", child.id) in [(p.name, r.id) for p, r in dashboard_runs(plain, NOW)]

@@ -110,11 +110,11 @@ def test_enforced_budget_refuses_spawn_and_blocks_the_gate(proj: Project) -> Non
                         "--gates={}")  # fmt: skip
     assert proj.ic("run", "advance", run_id).code == 0  # under budget: the gate passes
     set_tokens(proj, recorded_dispatch(proj, run_id), 90, 10)
-    before = len(proj.ic("--json", "dispatch", "list").json())
+    before = len(proj.ic("--json", "dispatch", "list").json_lines())
     refused = proj.ic("dispatch", "spawn", "--prompt-file=prompt.md", f"--scope-id={run_id}", "--", *agent())
     assert refused.code == 1
     assert "budget" in refused.err and refused.err.count("\n") == 1
-    assert len(proj.ic("--json", "dispatch", "list").json()) == before  # a refusal writes nothing
+    assert len(proj.ic("--json", "dispatch", "list").json_lines()) == before  # a refusal writes nothing
     blocked = proj.ic("run", "advance", run_id)
     assert blocked.code == 1
     assert "budget_not_exceeded" in blocked.err

@@ -29,7 +29,7 @@ def assert_one_line_error(result: IcResult, code: int, *needles: str) -> None:
 
 
 def rows(proj: Project) -> list[dict[str, object]]:
-    listed: list[dict[str, object]] = proj.ic("--json", "dispatch", "list").json()
+    listed: list[dict[str, object]] = proj.ic("--json", "dispatch", "list").json_lines()
     return listed
 
 
@@ -105,9 +105,9 @@ def test_list_status_active_scope_and_text_output(proj: Project) -> None:
     finally:
         conn.close()
     assert {r["id"] for r in rows(proj)} == {running.id, done.id}
-    active = proj.ic("--json", "dispatch", "list", "--active").json()
+    active = proj.ic("--json", "dispatch", "list", "--active").json_lines()
     assert [r["id"] for r in active] == [running.id]
-    scoped = proj.ic("--json", "dispatch", "list", "--scope=r2").json()
+    scoped = proj.ic("--json", "dispatch", "list", "--scope=r2").json_lines()
     assert [(r["id"], r["exit_code"]) for r in scoped] == [(done.id, 4)]
     table = proj.ic("dispatch", "list").out.splitlines()
     assert table[0].split("\t")[:3] == ["id", "status", "type"]

@@ -221,7 +221,7 @@ def test_missing_program_fails_the_dispatch_with_the_reason(proj: Project) -> No
                      "--command=no-such-agent-program --flag")  # fmt: skip
     assert result.code == 2
     assert "no-such-agent-program" in result.err and result.err.count("\n") == 1
-    listed = proj.ic("--json", "dispatch", "list").json()
+    listed = proj.ic("--json", "dispatch", "list").json_lines()
     assert len(listed) == 1
     assert listed[0]["status"] == "failed" and "not found" in listed[0]["error"]
     assert dispatch_events(proj, listed[0]["id"]) == [("dispatch", "spawned"), ("dispatch", "failed")]
@@ -235,7 +235,7 @@ def test_exec_failure_is_recorded_by_the_supervisor(proj: Project) -> None:
     result = proj.ic("dispatch", "spawn", "--prompt-file=prompt.md", "--", "./not-a-program")
     assert result.code == 2
     assert "cannot start" in result.err
-    failed = proj.ic("--json", "dispatch", "list").json()[0]
+    failed = proj.ic("--json", "dispatch", "list").json_lines()[0]
     assert failed["status"] == "failed" and "cannot start" in failed["error"]
 
 

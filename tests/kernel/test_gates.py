@@ -247,15 +247,15 @@ def test_gate_override_advances_past_a_block(project: Project) -> None:
 def test_gate_rules_lists_default_and_run_rules(project: Project) -> None:
     default = project.ic("gate", "rules", "--json")
     assert default.code == 0
-    rows = default.json()
+    rows = default.json_lines()
     assert {"phase": "executing", "check": "agents_complete", "params": {}, "source": "default"} in rows
     assert len(rows) == 7
-    only = project.ic("gate", "rules", "--phase=review", "--json").json()
+    only = project.ic("gate", "rules", "--phase=review", "--json").json_lines()
     assert only == [
         {"phase": "review", "check": "verdict_exists", "params": {"phase": "review"}, "source": "default"}
     ]
     run_id = create(project, '--phases=["a","b"]', '--gates={"a":["agents_complete"]}', "--budget-enforce")
-    mine = project.ic("gate", "rules", f"--run={run_id}", "--json").json()
+    mine = project.ic("gate", "rules", f"--run={run_id}", "--json").json_lines()
     assert mine == [
         {"phase": "a", "check": "agents_complete", "params": {}, "source": "run"},
         {"phase": "*", "check": "budget_not_exceeded", "params": {}, "source": "auto"},

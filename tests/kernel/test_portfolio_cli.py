@@ -53,7 +53,7 @@ def test_list_status_and_set_max_dispatches(tmp_path: Path) -> None:
     pid = created.json()["id"]
     listed = ws.ic("run", "list", "--portfolio", "--json")
     assert listed.code == 0, listed.err
-    assert [r["id"] for r in listed.json()] == [pid]
+    assert [r["id"] for r in listed.json_lines()] == [pid]
     status = ws.ic("run", "status", pid, "--json")
     assert status.code == 0, status.err
     assert {c["project"] for c in status.json()["children"]} == {str(tmp_path / "a"), str(tmp_path / "b")}
@@ -117,13 +117,13 @@ def test_dep_add_list_remove_normalise_paths_the_same_way(tmp_path: Path) -> Non
         str(tmp_path / "a"),
         str(tmp_path / "b"),
     )
-    listed = ws.ic("portfolio", "dep", "list", parent.id, "--json").json()
+    listed = ws.ic("portfolio", "dep", "list", parent.id, "--json").json_lines()
     assert [(d["upstream"], d["downstream"]) for d in listed] == [(str(tmp_path / "a"), str(tmp_path / "b"))]
     removed = ws.ic(
         "portfolio", "dep", "remove", parent.id, f"--upstream={tmp_path}/a", f"--downstream={tmp_path}/b"
     )
     assert removed.code == 0, removed.err
-    assert ws.ic("portfolio", "dep", "list", parent.id, "--json").json() == []
+    assert ws.ic("portfolio", "dep", "list", parent.id, "--json").json_lines() == []
     again = ws.ic("portfolio", "dep", "remove", parent.id, "--upstream=../a", "--downstream=../b")
     one_line_error(again, 1, "no dependency")
     stranger = ws.ic("portfolio", "dep", "add", parent.id, "--upstream=../a", f"--downstream={tmp_path}")

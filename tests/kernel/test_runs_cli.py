@@ -170,13 +170,13 @@ def test_list_filters_active_and_scope(project: Project) -> None:
     b = create(project, "--scope-id=s2")
     c = create(project, "--scope-id=s1")
     assert project.ic("run", "cancel", c).code == 0
-    every = project.ic("run", "list", "--json").json()
+    every = project.ic("run", "list", "--json").json_lines()
     assert {r["id"] for r in every} == {a, b, c} and all(set(r) == RUN_KEYS for r in every)
-    active = project.ic("run", "list", "--active", "--json").json()
+    active = project.ic("run", "list", "--active", "--json").json_lines()
     assert {r["id"] for r in active} == {a, b}
-    scoped = project.ic("run", "list", "--scope=s1", "--json").json()
+    scoped = project.ic("run", "list", "--scope=s1", "--json").json_lines()
     assert {r["id"] for r in scoped} == {a, c}
-    both = project.ic("run", "list", "--scope", "s1", "--active", "--json").json()
+    both = project.ic("run", "list", "--scope", "s1", "--active", "--json").json_lines()
     assert [r["id"] for r in both] == [a]
     text = project.ic("run", "list").out.splitlines()
     assert text[0].split("\t") == ["id", "status", "phase", "complexity", "project_dir", "goal"]

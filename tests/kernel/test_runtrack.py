@@ -31,7 +31,7 @@ def test_agent_add_list_update(project: Project) -> None:
     )  # fmt: skip
     text = project.ic("run", "agent", "add", run_id, "--name", "reviewer")
     assert text.code == 0 and len(text.out.strip()) == 8
-    listed = project.ic("run", "agent", "list", run_id, "--json").json()
+    listed = project.ic("run", "agent", "list", run_id, "--json").json_lines()
     assert sorted(a["name"] for a in listed) == ["coder", "reviewer"]  # same second: order is by id
     table = project.ic("run", "agent", "list", run_id).out.splitlines()
     assert table[0].split("\t") == ["id", "name", "type", "status", "dispatch_id"] and len(table) == 3
@@ -107,11 +107,11 @@ def test_verdicts_and_phase_filter(project: Project) -> None:
     assert verdict.code == 0, verdict.err
     assert (verdict.json()["kind"], verdict.json()["metadata"]) == ("verdict", {"status": "fail"})
     assert events_of(project, run_id)[-1]["payload"]["verdict"] == "fail"
-    every = project.ic("run", "artifact", "list", run_id, "--json").json()
+    every = project.ic("run", "artifact", "list", run_id, "--json").json_lines()
     assert len(every) == 2 and all(set(a) == ARTIFACT_KEYS for a in every)
-    review = project.ic("run", "artifact", "list", run_id, "--phase=review", "--json").json()
+    review = project.ic("run", "artifact", "list", run_id, "--phase=review", "--json").json_lines()
     assert [a["path"] for a in review] == ["r.json"]
-    assert project.ic("run", "artifact", "list", run_id, "--phase=done", "--json").json() == []
+    assert project.ic("run", "artifact", "list", run_id, "--phase=done", "--json").json_lines() == []
     table = project.ic("run", "artifact", "list", run_id).out.splitlines()
     assert (
         table[0].split("\t") == ["id", "phase", "kind", "path", "content_hash", "metadata"]
@@ -136,7 +136,7 @@ def test_verdicts_and_phase_filter(project: Project) -> None:
 def test_artifact_bad_inputs(project: Project, args: tuple[str, ...], code: int, needle: str) -> None:
     run_id = create(project)
     one_line_error(project.ic("run", "artifact", "add", run_id, *args), code, needle)
-    assert project.ic("run", "artifact", "list", run_id, "--json").json() == []
+    assert project.ic("run", "artifact", "list", run_id, "--json").json_lines() == []
 
 
 def test_artifact_unknown_run(project: Project) -> None:
