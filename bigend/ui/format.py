@@ -5,22 +5,9 @@ from __future__ import annotations
 import time
 
 from bigend.core.snapshot import RunInfo
+from kernel.phase import walked_in
 
 HOUR = 3600
-# The default chain and the phases each complexity walks (DESIGN 3.3). A custom chain is walked in full.
-DEFAULT_CHAIN = (
-    "brainstorm",
-    "brainstorm-reviewed",
-    "strategized",
-    "planned",
-    "executing",
-    "review",
-    "polish",
-    "reflect",
-    "done",
-)
-_WALK_C1 = ("brainstorm", "planned", "executing", "done")
-_WALK_C2 = ("brainstorm", "brainstorm-reviewed", "planned", "executing", "review", "done")
 
 
 def duration(seconds: float) -> str:
@@ -58,16 +45,13 @@ def clock_time(timestamp: float) -> str:
 
 
 def walked_chain(run: RunInfo) -> list[str]:
-    """The phases this run actually walks: a complexity subset of the default chain, else all of it.
+    """The phases this run actually walks, by the kernel's own rule (kernel.phase.walked_in).
 
-    A run sitting on a phase outside its subset (force_full, or a rollback) walks the full chain.
+    A run sitting on a phase outside its complexity subset (force_full, which the snapshot does not
+    carry, or a rollback) walks the full chain.
     """
-    chain = list(run.phases)
-    if tuple(chain) == DEFAULT_CHAIN and run.complexity <= 2:
-        subset = list(_WALK_C1 if run.complexity <= 1 else _WALK_C2)
-        if run.phase in subset:
-            return subset
-    return chain
+    subset = walked_in(run.phases, run.complexity, force_full=False)
+    return subset if run.phase in subset else list(run.phases)
 
 
 def progress(run: RunInfo) -> float:
