@@ -175,28 +175,62 @@ def create_run(
         raise UsageError("run id must be a non-empty string")
     project = "" if project_dir == "" else absolute_project(project_dir)
     new_id = run_id or clock.new_id()
-    now = clock.now()
     with write_tx(conn):
-        try:
-            conn.execute(
-                "INSERT INTO runs (id, project_dir, goal, status, phase, complexity, force_full, "
-                "auto_advance, scope_id, metadata, phases, token_budget, budget_warn_pct, budget_enforce, "
-                "max_agents, parent_run_id, max_dispatches, gate_rules, created_at, updated_at) "
-                "VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    new_id, project, goal, chain[0], complexity, int(force_full), int(auto_advance), scope_id,
-                    _dumps(metadata), _dumps(chain), token_budget, budget_warn_pct, int(budget_enforce),
-                    max_agents, parent_run_id, max_dispatches, _dumps(gate_rules), now, now,
-                ),
-            )  # fmt: skip
-        except sqlite3.IntegrityError:
-            raise Refused(f"a run with id {new_id!r} already exists") from None
-        events.record(
-            conn, source=et.PHASE, type=et.RUN_CREATED, run_id=new_id, to_state=chain[0],
-            payload={"complexity": complexity, "walked": walked_in(chain, complexity, force_full)},
-            timestamp=now,
+        insert_run(
+            conn, run_id=new_id, project_dir=project, goal=goal, chain=chain, complexity=complexity,
+            force_full=force_full, auto_advance=auto_advance, scope_id=scope_id, metadata=metadata,
+            token_budget=token_budget, budget_warn_pct=budget_warn_pct, budget_enforce=budget_enforce,
+            max_agents=max_agents, parent_run_id=parent_run_id, max_dispatches=max_dispatches,
+            gate_rules=gate_rules, now=clock.now(),
         )  # fmt: skip
         return get_run(conn, new_id)
+
+
+def insert_run(
+    conn: sqlite3.Connection,
+    *,
+    run_id: str,
+    project_dir: str,
+    goal: str,
+    chain: list[str],
+    complexity: int,
+    force_full: bool,
+    auto_advance: bool,
+    scope_id: str | None,
+    metadata: dict[str, Any] | None,
+    token_budget: int | None,
+    budget_warn_pct: int,
+    budget_enforce: bool,
+    max_agents: int | None,
+    parent_run_id: str | None,
+    max_dispatches: int | None,
+    gate_rules: dict[str, Any] | None,
+    now: int,
+) -> None:
+    """One validated runs row plus its `phase`/`created` event, inside the caller's transaction.
+
+    `create_run` wraps it in its own transaction; a portfolio calls it for the parent and every child
+    inside one transaction of the portfolio database.
+    """
+    try:
+        conn.execute(
+            "INSERT INTO runs (id, project_dir, goal, status, phase, complexity, force_full, "
+            "auto_advance, scope_id, metadata, phases, token_budget, budget_warn_pct, budget_enforce, "
+            "max_agents, parent_run_id, max_dispatches, gate_rules, created_at, updated_at) "
+            "VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id, project_dir, goal, chain[0], complexity, int(force_full), int(auto_advance), scope_id,
+                _dumps(metadata), _dumps(chain), token_budget, budget_warn_pct, int(budget_enforce),
+                max_agents, parent_run_id, max_dispatches, _dumps(gate_rules), now, now,
+            ),
+        )  # fmt: skip
+    except sqlite3.IntegrityError:
+        raise Refused(f"a run with id {run_id!r} already exists") from None
+    events.record(
+        conn, source=et.PHASE, type=et.RUN_CREATED, run_id=run_id, to_state=chain[0],
+        payload={"complexity": complexity, "walked": walked_in(chain, complexity, force_full)},
+        timestamp=now,
+    )  # fmt: skip
 
 
 # -- advance ----------------------------------------------------------------------------------------

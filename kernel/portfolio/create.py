@@ -9,18 +9,16 @@ fail afterwards, everything already created is cancelled with the reason, never 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from kernel import clock, events
+from kernel import clock, runs
 from kernel import db as kdb
-from kernel import eventtypes as et
 from kernel.errors import KernelError, UsageError
 from kernel.model import JsonObject, Run
-from kernel.phase import DEFAULT_CHAIN, validate_chain, validate_complexity, walked_in
+from kernel.phase import DEFAULT_CHAIN, validate_chain, validate_complexity
 from kernel.portfolio.contracts import CreatedChild, PortfolioCreated
 from kernel.portfolio.lookup import children, get_portfolio
 from kernel.portfolio.paths import existing_project, open_portfolio, project_db_path
@@ -98,14 +96,6 @@ def _validate(spec: PortfolioSpec) -> list[str]:
     return chain
 
 
-def _dumps(value: Any) -> str | None:
-    return (
-        None
-        if value is None
-        else json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-    )
-
-
 def _insert(
     conn: sqlite3.Connection, spec: PortfolioSpec, chain: list[str], rules: dict[str, Any] | None, *,
     run_id: str, project: str, parent_id: str | None, metadata: dict[str, Any] | None,
@@ -115,26 +105,13 @@ def _insert(
 
     Children carry no budget of their own: the parent's `token_budget` (and its enforcement, applied
     when a child takes a dispatch slot) covers them all.
-
-    kernel.runs.create_run opens its own transaction, so it cannot take part in the portfolio's
-    single one; this writes the same row and event that it does.
     """
-    conn.execute(
-        "INSERT INTO runs (id, project_dir, goal, status, phase, complexity, force_full, auto_advance, "
-        "scope_id, metadata, phases, token_budget, budget_warn_pct, budget_enforce, max_agents, "
-        "parent_run_id, max_dispatches, gate_rules, created_at, updated_at) "
-        "VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            run_id, project, spec.goal, chain[0], spec.complexity, int(spec.force_full),
-            int(spec.auto_advance), spec.scope_id, _dumps(metadata), _dumps(chain), token_budget,
-            spec.budget_warn_pct,
-            int(budget_enforce), spec.max_agents, parent_id, max_dispatches, _dumps(rules), now, now,
-        ),
-    )  # fmt: skip
-    events.record(
-        conn, source=et.PHASE, type=et.RUN_CREATED, run_id=run_id, to_state=chain[0],
-        payload={"complexity": spec.complexity, "walked": walked_in(chain, spec.complexity, spec.force_full)},
-        timestamp=now,
+    runs.insert_run(
+        conn, run_id=run_id, project_dir=project, goal=spec.goal, chain=chain, complexity=spec.complexity,
+        force_full=spec.force_full, auto_advance=spec.auto_advance, scope_id=spec.scope_id,
+        metadata=metadata, token_budget=token_budget, budget_warn_pct=spec.budget_warn_pct,
+        budget_enforce=budget_enforce, max_agents=spec.max_agents, parent_run_id=parent_id,
+        max_dispatches=max_dispatches, gate_rules=rules, now=now,
     )  # fmt: skip
 
 
