@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from kernel.cli.common import Ctx, Parser, add_subcommands, non_negative_int
+from kernel.cli.run_portfolio import route_to_portfolio
 
 RULES_HEADER = ("phase", "check", "params", "source")
 
@@ -39,6 +40,7 @@ def _check(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import gates, runs
     from kernel.cli import output
 
+    route_to_portfolio(ctx, args.run)
     conn = ctx.conn()
     run, hop = runs.peek_hop(conn, args.run)
     gate = gates.evaluate(conn, run, hop, priority=args.priority, disable_gates=False, db_path=ctx.db_path())
@@ -55,6 +57,7 @@ def _check(args: argparse.Namespace, ctx: Ctx) -> int:
 def _override(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runs
 
+    route_to_portfolio(ctx, args.run)
     result = runs.override_gate(ctx.conn(), args.run, reason=args.reason, db_path=ctx.db_path())
     ctx.emit(result.to_json(), f"{result.from_phase} -> {result.to_phase} (gate overridden)")
     return 0

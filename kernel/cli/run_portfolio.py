@@ -92,8 +92,11 @@ def _default_portfolio_db() -> str:
     return os.path.join(os.getcwd(), ".clavain", "portfolio.db")
 
 
-def _portfolio_parent(ctx: Ctx, run_id: str | None) -> bool:
+def route_to_portfolio(ctx: Ctx, run_id: str | None) -> bool:
     """Whether `run_id` is a portfolio parent; if so, `ctx` now points at its portfolio database.
+
+    Used by every `ic run` and `ic gate` command that takes a run id, so a parent id works from the
+    workspace without `--db`.
 
     With `--db`, that database decides. Without it, `./.clavain/portfolio.db` is consulted when it
     exists; a problem with that file never breaks a command meant for the project database.
@@ -129,7 +132,7 @@ def _portfolio_parent(ctx: Ctx, run_id: str | None) -> bool:
 
 
 def _routed(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
-    _portfolio_parent(ctx, getattr(args, "run", None))
+    route_to_portfolio(ctx, getattr(args, "run", None))
     return original(args, ctx)
 
 
@@ -189,7 +192,7 @@ def _list(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
 
 
 def _status(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
-    if not _portfolio_parent(ctx, args.run):
+    if not route_to_portfolio(ctx, args.run):
         return original(args, ctx)
     from kernel.cli import output
     from kernel.portfolio.contracts import PortfolioRunStatus
@@ -214,7 +217,7 @@ def _status(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
 
 
 def _cancel(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
-    if not _portfolio_parent(ctx, args.run):
+    if not route_to_portfolio(ctx, args.run):
         return original(args, ctx)
     import sys
 
@@ -233,7 +236,7 @@ def _cancel(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
 
 
 def _set(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
-    is_parent = _portfolio_parent(ctx, args.run)
+    is_parent = route_to_portfolio(ctx, args.run)
     if args.max_dispatches is _UNSET:
         return original(args, ctx)
     from kernel.errors import UsageError

@@ -277,3 +277,20 @@ def test_a_project_that_fails_mid_creation_leaves_nothing_active(tmp_path: Path)
     pconn = ws.portfolio_conn()
     statuses = {r.project_dir: r.status for r in q.fetch_all(pconn, q.RUNS_ALL)}
     assert set(statuses.values()) == {"cancelled"} and len(statuses) == 3
+
+
+def test_gate_check_and_override_find_a_parent_without_db(tmp_path: Path) -> None:
+    """From the workspace, a parent id reaches the portfolio database like `ic run` commands do."""
+    ws = make_workspace(tmp_path, ("a", "b"))
+    created = ws.ic("run", "create", "--projects", f"{tmp_path}/a,{tmp_path}/b", "--goal=g", "--json")
+    assert created.code == 0, created.err
+    pid = created.json()["id"]
+    (ws.root / "idea.md").write_text("idea")
+    assert ws.ic("run", "artifact", "add", pid, "--path=idea.md").code == 0
+    check = ws.ic("gate", "check", pid, "--json")
+    assert check.code == 1, check.err  # children are still at brainstorm: children_at_phase blocks
+    failed = {c["check"] for c in check.json()["evidence"]["conditions"] if c["result"] == "fail"}
+    assert failed == {"children_at_phase"}
+    override = ws.ic("gate", "override", pid, "--reason=ship the plan first", "--json")
+    assert override.code == 0, override.err
+    assert override.json()["to_phase"] == "brainstorm-reviewed" and override.json()["overridden"] is True
