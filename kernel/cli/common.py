@@ -24,7 +24,8 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+        # main prints "ic: " before every error; the prog without it names the command.
+        raise UsageError(f"{self.prog.removeprefix('ic ')}: {message} (see `{self.prog} --help`)")
 
 
 Handler = Callable[[argparse.Namespace, "Ctx"], int]
