@@ -5,7 +5,7 @@ appends 100 phase events to every child and times one `relay_tick` in process (i
 excluded: the figure is the tick itself, as the long-running relay pays it, with its read-only child
 connections kept open; a second figure is the same tick opening them first). Prints the median, the
 best and the worst round and the relay's own CPU time (the wall time minus waiting for a loaded
-machine), and checks that every event was relayed exactly once.
+machine), the load average while it ran, and checks that every event was relayed exactly once.
 
     python3 benchmarks/relay.py [--children=20] [--events=100] [--rounds=7]
 """
@@ -13,6 +13,7 @@ machine), and checks that every event was relayed exactly once.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -71,6 +72,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
         root = Path(tmp)
         projects = []
@@ -128,6 +130,11 @@ def main() -> int:
         f"median {statistics.median(cold):.1f} ms (best {min(cold):.1f}, worst {max(cold):.1f})"
     )
     print(f"idle tick (no new events in {args.children} children): median {statistics.median(idle):.1f} ms")
+    cores = os.cpu_count() or 1
+    print(
+        f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {cores} cores: "
+        "above the core count, the wall figures include waiting for a CPU"
+    )
     return 0
 
 

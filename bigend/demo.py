@@ -487,7 +487,10 @@ class _Changer:
             with contextlib.suppress(Refused):
                 runs.advance(conn, run.id)
             return None
-        _walk_to(conn, project, run, run.phases[index + 1], _Script(clock.now()), 0)
+        # _walk_to pins IC_NOW for each hop it writes; the live changer must leave the clock as it
+        # found it, or every later write of the process would be stamped with that frozen moment.
+        with _pinned_env(None):
+            _walk_to(conn, project, run, run.phases[index + 1], _Script(clock.now()), 0)
         return None
 
     def _unblock(self, conn: sqlite3.Connection, project: Path) -> None:

@@ -66,6 +66,8 @@ def _check_openable(path: Path) -> None:
     if path.is_dir():
         raise StorageError(f"{path} is a directory, not a database file; pass --db=PATH/TO/intercore.db")
     if not path.parent.is_dir():
+        if path.parent.exists():
+            raise StorageError(f"{path.parent} is not a directory; fix --db")
         raise StorageError(f"{path.parent} does not exist; run `ic init` or fix --db")
     if not path.exists():
         raise StorageError(f"{path} does not exist; run `ic init` to create it")
@@ -73,8 +75,56 @@ def _check_openable(path: Path) -> None:
         raise StorageError(f"{path} is not readable; check its permissions")
 
 
+def unwritable_reason(path: Path) -> str | None:
+    """Why SQLite may not be able to write `path` (a WAL database also creates -wal/-shm beside it)."""
+    directory = path.parent
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the database file is read-only"
+    if directory.is_dir() and not os.access(directory, os.W_OK):
+        return f"its directory {directory} is read-only (SQLite creates {path.name}-wal and -shm there)"
+    return None
+
+
+def explain(exc: sqlite3.Error, path: Path | None, timeout: float = DEFAULT_TIMEOUT) -> StorageError:
+    """One line saying what went wrong with the database and what to do about it (exit 2)."""
+    text = str(exc) or type(exc).__name__
+    where = f"{path}: " if path is not None else "database error: "
+    lowered = text.lower()
+    if "malformed" in lowered or "not a database" in lowered:
+        return StorageError(
+            f"{where}not a usable kernel database ({text}); move it aside (or restore an "
+            "intercore.db.bak-* copy) and run `ic init`"
+        )
+    hint = _hint(lowered, path, timeout)
+    return StorageError(f"{where}{text}: {hint}" if hint else f"{where}{text}")
+
+
+def _hint(error: str, path: Path | None, timeout: float) -> str | None:
+    if "locked" in error or "busy" in error:
+        return f"another process held it longer than --timeout={timeout:g}s; retry or pass a longer --timeout"
+    if "readonly" in error or "unable to open" in error:
+        reason = unwritable_reason(path) if path is not None else None
+        return f"{reason}; check permissions and mounts" if reason else "check the path and its permissions"
+    if "no such table" in error or "no such column" in error:
+        return "the schema is damaged; check it with `ic health`"
+    if "disk" in error or "full" in error:
+        return "check the disk and its free space"
+    return None
+
+
+# Every database file this process has connected to: when an SQLite error reaches the CLI without
+# saying which file it concerns, it can only be named if there was exactly one.
+_opened: set[Path] = set()
+
+
+def only_database_opened() -> Path | None:
+    """The database this process connected to, if it connected to exactly one."""
+    return next(iter(_opened)) if len(_opened) == 1 else None
+
+
 def connect(path: Path, *, timeout: float = DEFAULT_TIMEOUT, readonly: bool = False) -> sqlite3.Connection:
     """A raw connection with the kernel's PRAGMAs, no schema check (see `open_db`)."""
+    _opened.add(path)
     try:
         if readonly:
             conn = sqlite3.connect(
@@ -82,16 +132,18 @@ def connect(path: Path, *, timeout: float = DEFAULT_TIMEOUT, readonly: bool = Fa
             )
         else:
             conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
+    except sqlite3.DatabaseError as exc:
+        raise explain(exc, path, timeout) from None
+    try:
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
         # WAL + NORMAL: a commit survives any process crash (kill -9) and the file never corrupts; only
         # an OS crash or power loss can drop the last commits. FULL would fsync on every commit, which
         # under 16 queued writers pushes waiters past the busy timeout.
         conn.execute("PRAGMA synchronous = NORMAL")
-    except sqlite3.OperationalError as exc:
-        raise StorageError(f"{path}: cannot open database: {exc}") from exc
     except sqlite3.DatabaseError as exc:
-        raise StorageError(f"{path}: not a usable kernel database ({exc})") from exc
+        conn.close()
+        raise explain(exc, path, timeout) from None
     conn.row_factory = sqlite3.Row
     return conn
 
@@ -100,18 +152,26 @@ def read_schema_version(conn: sqlite3.Connection, path: Path) -> int:
     try:
         row = conn.execute("PRAGMA user_version").fetchone()
     except sqlite3.DatabaseError as exc:
-        raise StorageError(f"{path}: not a usable kernel database ({exc})") from exc
+        raise explain(exc, path, _busy_timeout(conn)) from None
     return int(row[0])
+
+
+def _busy_timeout(conn: sqlite3.Connection) -> float:
+    return int(conn.execute("PRAGMA busy_timeout").fetchone()[0]) / 1000
+
+
+def _refuse_newer(path: Path, version: int, expected: int) -> None:
+    if version > expected:
+        raise StorageError(
+            f"{path}: schema v{version} is newer than this ic understands (v{expected}); upgrade ic"
+        )
 
 
 def check_schema(conn: sqlite3.Connection, path: Path) -> int:
     """Refuse databases this code cannot speak to: uninitialised, older or newer schema."""
     version = read_schema_version(conn, path)
     expected = code_schema_version()
-    if version > expected:
-        raise StorageError(
-            f"{path}: schema v{version} is newer than this ic understands (v{expected}); upgrade ic"
-        )
+    _refuse_newer(path, version, expected)
     if version == 0:
         raise StorageError(f"{path}: not an initialised kernel database; run `ic init`")
     if version < expected:
@@ -139,10 +199,14 @@ def write_tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # SQLite itself ends the transaction on some errors (disk full, I/O); a ROLLBACK then would
+        # replace the real error with "no transaction is active". A failed COMMIT is rolled back,
+        # so a long-lived connection is never left inside a dead transaction.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
 
 
 def _has_tables(conn: sqlite3.Connection) -> bool:
@@ -152,14 +216,49 @@ def _has_tables(conn: sqlite3.Connection) -> bool:
 
 def _backup(conn: sqlite3.Connection, path: Path, version: int) -> Path:
     target = path.with_name(f"{path.name}.bak-v{version}-{clock.now()}")
-    fd = os.open(target, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    os.close(fd)
-    dest = sqlite3.connect(str(target))
     try:
-        conn.backup(dest)
-    finally:
-        dest.close()
+        os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
+        dest = sqlite3.connect(str(target))
+        try:
+            conn.backup(dest)
+        finally:
+            dest.close()
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise StorageError(f"{path}: cannot back up to {target} before migrating: {reason}") from None
     return target
+
+
+def _create_private(path: Path) -> None:
+    """The database's directory (0700) and file (0600), unless they exist; racing inits both succeed."""
+    try:
+        try:
+            path.parent.mkdir(mode=0o700, parents=True)
+            os.chmod(path.parent, 0o700)  # mkdir's mode is filtered by the umask
+        except FileExistsError:
+            pass
+        if not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            os.chmod(path, 0o600)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise StorageError(f"cannot create {path}: {reason}; pick a writable place or --db=PATH") from None
+
+
+def _migrate(conn: sqlite3.Connection, path: Path, number: int, sql_file: Path) -> None:
+    """Apply one migration in one transaction; another process having applied it first is fine."""
+    script = sql_file.read_text()
+    try:
+        conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        # A concurrent `ic init` may have migrated while this one waited for the write lock.
+        if read_schema_version(conn, path) >= number:
+            return
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower():
+            raise explain(exc, path, _busy_timeout(conn)) from None
+        raise StorageError(f"{path}: migration {sql_file.name} failed: {exc}") from None
 
 
 def init_db(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, int, Path | None]:
@@ -171,36 +270,23 @@ def init_db(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, int, 
     """
     if path.is_dir():
         raise StorageError(f"{path} is a directory, not a database file")
-    try:
-        if not path.parent.exists():
-            path.parent.mkdir(mode=0o700, parents=True)
-            os.chmod(path.parent, 0o700)
-        if not path.exists():
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            os.chmod(path, 0o600)
-    except OSError as exc:
-        raise StorageError(f"cannot create {path}: {exc.strerror}") from exc
+    _create_private(path)
     conn = connect(path, timeout=timeout)
     try:
         before = read_schema_version(conn, path)
         target = code_schema_version()
-        if before > target:
-            raise StorageError(f"{path}: schema v{before} is newer than this ic understands (v{target})")
-        backup = None
-        if before < target and _has_tables(conn):
-            backup = _backup(conn, path, before)
-        if before < target:
-            conn.execute("PRAGMA journal_mode = WAL")
+        _refuse_newer(path, before, target)
+        if before == target:
+            return before, target, None
+        backup = _backup(conn, path, before) if _has_tables(conn) else None
+        mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+        if mode != "wal":
+            raise StorageError(f"{path}: cannot use WAL journal mode here (got {mode!r}); use a local disk")
         for number, sql_file in _migration_files():
-            if number <= before:
-                continue
-            script = sql_file.read_text()
-            try:
-                conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise StorageError(f"{path}: migration {sql_file.name} failed: {exc}") from exc
+            if number > before:
+                _migrate(conn, path, number, sql_file)
         return before, target, backup
+    except sqlite3.DatabaseError as exc:
+        raise explain(exc, path, timeout) from None
     finally:
         conn.close()

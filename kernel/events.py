@@ -7,20 +7,28 @@ id N: "everything after my cursor" is a complete answer, which is what durable c
 
 Cursors are consumer bookkeeping, not project state, so moving one writes no event (a follower that
 recorded its own progress would wake itself forever).
+
+A consumer name belongs to one live process at a time (`hold_consumer`): two processes reading from
+one cursor would each print the same events and race to move it, so the second is refused instead.
+The hold is an OS file lock, which the kernel releases when its process dies, even by SIGKILL, so a
+crashed consumer never blocks its own restart.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from kernel import clock
 from kernel import queries as q
 from kernel.db import write_tx
-from kernel.errors import NotFound, Refused, UsageError
+from kernel.errors import NotFound, Refused, StorageError, UsageError
 from kernel.model import Event, EventCursor
 
 
@@ -128,6 +136,62 @@ def check_label(value: str, what: str) -> str:
     return value
 
 
+def check_position(conn: sqlite3.Connection, position: int, flag: str) -> None:
+    """A stream position is an event id of this database or 0: ids only grow, so a larger one comes
+    from another (or a recreated) database, and reading after it would silently skip events."""
+    newest = max_event_id(conn)
+    if position < 0 or position > newest:
+        raise UsageError(
+            f"--{flag}={position} is outside the stream of this database (0..{newest}, the newest event "
+            "id); is it the right --db?"
+        )
+
+
+def _lock_file_name(consumer: str) -> str:
+    """A file name per consumer that differs even on case-insensitive file systems (`Bot` vs `bot`)."""
+    safe = "abcdefghijklmnopqrstuvwxyz0123456789._-"
+    return "".join(ch if ch in safe else "".join(f"%{b:02X}" for b in ch.encode()) for ch in consumer)
+
+
+def consumer_lock_path(db_path: Path, consumer: str) -> Path:
+    """`.clavain/intercore.db.consumers/<name>.lock` beside the database's real path, so every process
+    finds the same file however it reached the database (a symlink, a relative --db)."""
+    real = db_path.resolve()
+    return real.with_name(f"{real.name}.consumers") / f"{_lock_file_name(consumer)}.lock"
+
+
+@contextmanager
+def hold_consumer(db_path: Path, consumer: str) -> Iterator[None]:
+    """Be the only live process using `consumer` until the block ends; Refused (exit 1) if another is.
+
+    The holder's pid is written into the lock file so the refusal can name it.
+    """
+    import fcntl  # only consumers need it: keep it off the plain `tail` path
+
+    check_label(consumer, "consumer name")
+    path = consumer_lock_path(db_path, consumer)
+    try:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StorageError(f"cannot lock consumer {consumer!r}: {path}: {exc.strerror}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            by = f" (pid {holder})" if holder.isdigit() else ""
+            raise Refused(
+                f"consumer {consumer!r} is in use by another process{by}; stop it first, or use another "
+                "--consumer name"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def get_cursor(conn: sqlite3.Connection, consumer: str) -> EventCursor:
     found = q.fetch_one(conn, q.CURSOR_BY_NAME, consumer)
     if found is None:
@@ -139,12 +203,6 @@ def list_cursors(conn: sqlite3.Connection) -> list[EventCursor]:
     return q.fetch_all(conn, q.CURSORS_ALL)
 
 
-def _check_position(conn: sqlite3.Connection, position: int, flag: str) -> None:
-    newest = max_event_id(conn)
-    if position < 0 or position > newest:
-        raise UsageError(f"--{flag}={position} is outside the stream (0..{newest}, the newest event id)")
-
-
 def register_cursor(conn: sqlite3.Connection, consumer: str, start: int | None = 0) -> EventCursor:
     """Create a consumer that next reads the events after `start` (None: after the newest event)."""
     check_label(consumer, "consumer name")
@@ -153,7 +211,7 @@ def register_cursor(conn: sqlite3.Connection, consumer: str, start: int | None =
         if q.fetch_one(conn, q.CURSOR_BY_NAME, consumer) is not None:
             raise Refused(f"consumer {consumer!r} is already registered; use `ic events cursor reset`")
         position = max_event_id(conn) if start is None else start
-        _check_position(conn, position, "from")
+        check_position(conn, position, "from")
         conn.execute(
             "INSERT INTO event_cursors (consumer, last_event_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
             (consumer, position, now, now),
@@ -178,12 +236,16 @@ def ensure_cursor(conn: sqlite3.Connection, consumer: str) -> EventCursor:
 
 
 def reset_cursor(conn: sqlite3.Connection, consumer: str, to: int = 0) -> EventCursor:
-    """Move a (stopped) consumer back or forward: it next reads the events after `to`."""
+    """Move a consumer back or forward: it next reads the events after `to`.
+
+    Hold the consumer (`hold_consumer`) around this: a running consumer would move its cursor on past
+    the reset, which only ever goes forward there.
+    """
     check_label(consumer, "consumer name")
     now = clock.now()
     with write_tx(conn):
         current = get_cursor(conn, consumer)
-        _check_position(conn, to, "to")
+        check_position(conn, to, "to")
         conn.execute(
             "UPDATE event_cursors SET last_event_id = ?, updated_at = ? WHERE consumer = ?",
             (to, now, consumer),

@@ -3,17 +3,26 @@
 Both the sync reads (CLI) and `kernel.aio` (Bigend) build these from rows with `from_row`, and every
 `--json` output is `to_json()` of one of them, so the JSON Schemas in docs/contracts/ are generated
 from exactly these definitions.
+
+Every `ic` call imports this module, and `ic` start-up is benchmarked (DESIGN 6). The dataclass
+decorator compiles each method it writes separately, which for a dozen classes was most of the
+module's import time, so `RowType` supplies `__eq__`, `__hash__` and `__repr__` once for all of them
+(with the semantics dataclasses give, field by field) and the decorator writes only `__init__` and
+the frozen `__setattr__`/`__delattr__` (`eq=False, repr=False`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from dataclasses import asdict, dataclass, fields
+from operator import attrgetter
+from typing import Any, ClassVar, Self
 
 JsonObject = dict[str, Any]
 Row = Sequence[Any] | Mapping[str, Any]
+
+_FIELD_GETTERS: dict[type, Any] = {}
 
 
 def _json_or_none(value: str | None) -> Any:
@@ -24,8 +33,46 @@ def _row_values(row: Any) -> tuple[Any, ...]:
     return tuple(row)
 
 
-@dataclass(frozen=True, slots=True)
-class Run:
+def _field_values(obj: Any) -> Any:
+    """What dataclass equality compares: the instance's field values in declaration order."""
+    getter = _FIELD_GETTERS.get(type(obj))
+    if getter is None:
+        getter = _FIELD_GETTERS[type(obj)] = attrgetter(*(f.name for f in fields(obj)))
+    return getter(obj)
+
+
+class RowType:
+    """What every row type shares: dataclass equality, hashing and repr, `to_json`, `from_row`.
+
+    A row type derives from it and is declared `@dataclass(frozen=True, slots=True, eq=False,
+    repr=False)`; row types of other modules may do the same.
+    """
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return bool(_field_values(self) == _field_values(other))
+
+    def __hash__(self) -> int:
+        return hash(_field_values(self))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))  # type: ignore[arg-type]
+        return f"{self.__class__.__qualname__}({shown})"
+
+    @classmethod
+    def from_row(cls, row: Any) -> Self:
+        """The row's columns in field order (types whose columns need decoding override this)."""
+        return cls(*_row_values(row))
+
+    def to_json(self) -> JsonObject:
+        return asdict(self)  # type: ignore[call-overload, no-any-return]
+
+
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Run(RowType):
     id: str
     project_dir: str
     goal: str
@@ -73,12 +120,9 @@ class Run:
     def is_portfolio_parent(self) -> bool:
         return self.project_dir == "" and self.parent_run_id is None
 
-    def to_json(self) -> JsonObject:
-        return asdict(self)
 
-
-@dataclass(frozen=True, slots=True)
-class Event:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Event(RowType):
     """One entry of the unified stream (DESIGN 3.7); `payload` carries gate evidence, tokens, etc."""
 
     id: int
@@ -104,12 +148,9 @@ class Event:
             dispatch_id=v[7], payload=_json_or_none(v[8]), timestamp=v[9],
         )  # fmt: skip
 
-    def to_json(self) -> JsonObject:
-        return asdict(self)
 
-
-@dataclass(frozen=True, slots=True)
-class Dispatch:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Dispatch(RowType):
     id: str
     scope_id: str | None
     project_dir: str
@@ -155,12 +196,9 @@ class Dispatch:
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL
 
-    def to_json(self) -> JsonObject:
-        return asdict(self)
 
-
-@dataclass(frozen=True, slots=True)
-class RunAgent:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class RunAgent(RowType):
     id: str
     run_id: str
     name: str
@@ -172,16 +210,9 @@ class RunAgent:
 
     COLUMNS: ClassVar[str] = "id, run_id, name, agent_type, status, dispatch_id, created_at, updated_at"
 
-    @classmethod
-    def from_row(cls, row: Any) -> RunAgent:
-        return cls(*_row_values(row))
 
-    def to_json(self) -> JsonObject:
-        return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
-class RunArtifact:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class RunArtifact(RowType):
     id: str
     run_id: str
     phase: str
@@ -201,12 +232,9 @@ class RunArtifact:
             metadata=_json_or_none(v[6]), created_at=v[7],
         )  # fmt: skip
 
-    def to_json(self) -> JsonObject:
-        return asdict(self)
 
-
-@dataclass(frozen=True, slots=True)
-class ProjectDep:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class ProjectDep(RowType):
     portfolio_id: str
     upstream: str
     downstream: str
@@ -214,16 +242,9 @@ class ProjectDep:
 
     COLUMNS: ClassVar[str] = "portfolio_id, upstream, downstream, created_at"
 
-    @classmethod
-    def from_row(cls, row: Any) -> ProjectDep:
-        return cls(*_row_values(row))
 
-    def to_json(self) -> JsonObject:
-        return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
-class EventCursor:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class EventCursor(RowType):
     consumer: str
     last_event_id: int
     created_at: int
@@ -231,16 +252,9 @@ class EventCursor:
 
     COLUMNS: ClassVar[str] = "consumer, last_event_id, created_at, updated_at"
 
-    @classmethod
-    def from_row(cls, row: Any) -> EventCursor:
-        return cls(*_row_values(row))
 
-    def to_json(self) -> JsonObject:
-        return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
-class StateEntry:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class StateEntry(RowType):
     key: str
     scope: str
     payload: Any
@@ -256,28 +270,18 @@ class StateEntry:
         return cls(key=v[0], scope=v[1], payload=json.loads(v[2]), expires_at=v[3], created_at=v[4],
                    updated_at=v[5])  # fmt: skip
 
-    def to_json(self) -> JsonObject:
-        return asdict(self)
 
-
-@dataclass(frozen=True, slots=True)
-class Sentinel:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Sentinel(RowType):
     name: str
     scope: str
     last_fired: int
 
     COLUMNS: ClassVar[str] = "name, scope, last_fired"
 
-    @classmethod
-    def from_row(cls, row: Any) -> Sentinel:
-        return cls(*_row_values(row))
 
-    def to_json(self) -> JsonObject:
-        return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
-class TokenTotals:
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class TokenTotals(RowType):
     """Sum of a run's (or project's) dispatch tokens: the `ic run tokens` JSON."""
 
     input_tokens: int
@@ -289,6 +293,3 @@ class TokenTotals:
     def from_row(cls, row: Any) -> TokenTotals:
         i, o, c = (int(x or 0) for x in _row_values(row))
         return cls(input_tokens=i, output_tokens=o, cache_hits=c, total_tokens=i + o)
-
-    def to_json(self) -> JsonObject:
-        return asdict(self)

@@ -57,6 +57,13 @@ def validate_chain(phases: Any) -> list[str]:
         raise UsageError("--phases needs at least 2 phases (the last one is terminal)")
     if any(not name for name in names):
         raise UsageError("--phases contains an empty phase name")
+    unprintable = [name for name in names if not name.isprintable()]
+    if unprintable:
+        # Phase names are printed in tables, messages and event columns: a newline, tab or terminal
+        # escape in one would break every one of them.
+        raise UsageError(
+            f"--phases names must be printable (no tabs, newlines or control characters): {unprintable[0]!r}"
+        )
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise UsageError(f"--phases names must be unique; repeated: {', '.join(duplicates)}")

@@ -148,7 +148,7 @@ SENTINEL_BY_NAME = Query(
 SENTINELS_ALL = Query(f"SELECT {Sentinel.COLUMNS} FROM sentinels ORDER BY scope, name", Sentinel.from_row)
 
 # -- portfolio runs (issue 4): parents, children, deps, relay cursors and events, dispatch slots ------
-from kernel.portfolio.rows import DispatchSlot, RelayCursor  # noqa: E402
+from kernel.portfolio.rows import ChildEvent, DispatchSlot, RelayCursor  # noqa: E402
 
 CHILD_OF_PROJECT = Query(
     f"SELECT {Run.COLUMNS} FROM runs WHERE parent_run_id = ? AND project_dir = ?", Run.from_row
@@ -177,13 +177,13 @@ RELAY_EVENTS_OF_PORTFOLIO = Query(
     "AND run_id IN (SELECT id FROM runs WHERE parent_run_id = ?) ORDER BY id LIMIT ?",
     Event.from_row,
 )
-# A child's phase events in a project database, in the window (after, upto] of one relay read. The
-# payload (gate evidence) is not copied by the relay, so it is not read (NULL): parsing it would cost
-# about 10 ms of a 20-child tick.
+# A child's phase events in a project database, in the window (after, upto] of one relay read: only
+# the columns the relay copies (the payload, gate evidence, is not copied, and parsing it would cost
+# about 10 ms of a 20-child tick).
 CHILD_PHASE_EVENTS_IN_WINDOW = Query(
-    "SELECT id, run_id, source, type, from_state, to_state, reason, dispatch_id, NULL, timestamp "
+    "SELECT id, type, from_state, to_state, reason, timestamp "
     "FROM events WHERE run_id = ? AND id > ? AND id <= ? AND source = 'phase' ORDER BY id",
-    Event.from_row,
+    ChildEvent._make,
 )
 # The highest event id ever handed out (survives deletions, unlike max(id)): the relay's read horizon.
 EVENTS_SEQUENCE = Query("SELECT seq FROM sqlite_sequence WHERE name = 'events'", _scalar_int)
@@ -313,3 +313,58 @@ DISPATCHES_ENDED_BEFORE = Query(
     Dispatch.from_row,
 )
 RUN_BUDGET_LEVEL = Query("SELECT budget_level FROM runs WHERE id = ?", _scalar_int)
+
+# -- bigend: the aggregator's per-project read (bigend/core/reader.py), tuned for its full refresh ---
+# Rows stay raw tuples (no row type): they become snapshot models directly. Plans are chosen for a
+# project of 200 runs / 500 dispatches / 5 000 events (benchmarks/aggregator.py): finished rows are
+# taken newest-first by scanning the table backwards (`NOT INDEXED`: the status index would read every
+# finished row, sort them all, then keep N), live ones through the status index, and only active runs
+# look up their last phase event.
+def _outside(column: str, values: tuple[str, ...]) -> str:
+    """`column NOT IN values` as ranges around the (sorted) values: SQLite answers those from an index on
+    `column` instead of reading every row (values are constants of ours, compared bytewise like SQLite)."""
+    bounds = sorted(values)
+    gaps = [f"({column} > '{bounds[i]}' AND {column} < '{bounds[i + 1]}')" for i in range(len(bounds) - 1)]
+    return " OR ".join([f"{column} < '{bounds[0]}'", *gaps, f"{column} > '{bounds[-1]}'"])
+
+
+_TERMINAL_DISPATCH_STATUSES = ("completed", "failed", "timeout", "cancelled")
+_BIGEND_RUN_COLUMNS = (
+    "r.id, r.goal, r.status, r.phase, r.phases, r.complexity, r.parent_run_id, r.scope_id, r.created_at, "
+    "r.updated_at, r.completed_at"
+)
+# Every active run with (time in phase, last phase/gate event's source, type, reason), then the newest
+# N finished runs with NULLs there. Time in phase: the last event that put the run in its phase (often
+# the last phase event itself).
+BIGEND_RUN_ROWS = Query(
+    f"SELECT {_BIGEND_RUN_COLUMNS}, "
+    "CASE WHEN lp.type IN ('created', 'advance', 'rollback') AND lp.source = 'phase' THEN lp.timestamp "
+    " ELSE (SELECT e.timestamp FROM events e WHERE e.run_id = r.id AND +e.source = 'phase' "
+    "  AND +e.type IN ('created', 'advance', 'rollback') ORDER BY e.id DESC LIMIT 1) END, "
+    "lp.source, lp.type, lp.reason "
+    "FROM runs r LEFT JOIN events lp ON lp.id = (SELECT e.id FROM events e WHERE e.run_id = r.id "
+    " AND +e.source IN ('phase', 'gate') ORDER BY e.id DESC LIMIT 1) "
+    "WHERE r.status = 'active' "
+    "UNION ALL SELECT * FROM ("
+    f" SELECT {_BIGEND_RUN_COLUMNS}, NULL, NULL, NULL, NULL FROM runs r NOT INDEXED "
+    " WHERE r.status != 'active' ORDER BY r.rowid DESC LIMIT ?) "
+    "ORDER BY created_at DESC, id",
+    _raw_row,
+)
+# Every live (not terminal) dispatch, then the newest N finished ones.
+BIGEND_DISPATCH_ROWS = Query(
+    f"SELECT {_BIGEND_DISPATCH_COLUMNS} FROM dispatches "
+    f"WHERE {_outside('status', _TERMINAL_DISPATCH_STATUSES)} UNION ALL "
+    f"SELECT * FROM (SELECT {_BIGEND_DISPATCH_COLUMNS} FROM dispatches NOT INDEXED "
+    f" WHERE status IN {_TERMINAL_DISPATCH} ORDER BY rowid DESC LIMIT ?) "
+    "ORDER BY created_at DESC, id",
+    _raw_row,
+)
+# Exact token sums and dispatch counts per run (scope_id NULL: dispatches of no run); their total is the
+# project's. One sequential scan and a sort: cheaper than walking the scope index and fetching every row
+# it points to. (The run count is BIGEND_RUN_COUNT.)
+BIGEND_RUN_TOKENS = Query(
+    "SELECT scope_id, sum(input_tokens), sum(output_tokens), sum(cache_tokens), count(*) "
+    "FROM dispatches NOT INDEXED GROUP BY scope_id",
+    _raw_row,
+)

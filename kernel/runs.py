@@ -63,14 +63,7 @@ class RollbackResult(NamedTuple):
     dry_run: bool
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "from_phase": self.from_phase,
-            "to_phase": self.to_phase,
-            "rolled_back": list(self.rolled_back),
-            "status": self.status,
-            "dry_run": self.dry_run,
-        }
+        return {**self._asdict(), "rolled_back": list(self.rolled_back)}
 
 
 # -- reads ------------------------------------------------------------------------------------------
@@ -100,6 +93,22 @@ def current_run(conn: sqlite3.Connection, project_dir: str | os.PathLike[str]) -
     return q.fetch_one(conn, q.RUN_CURRENT_OF_PROJECT, path)
 
 
+def nearest_run_above(conn: sqlite3.Connection, project_dir: str | os.PathLike[str]) -> Run | None:
+    """The current run of the closest directory above `project_dir` that has one.
+
+    Only for a hint when `current_run` finds nothing: a run belongs to its exact directory, and an
+    agent in a subdirectory must say which project it means (`--project`), never be guessed for.
+    """
+    path = absolute_project(project_dir)
+    parent = os.path.dirname(path)
+    while parent != path:
+        run = current_run(conn, parent)
+        if run is not None:
+            return run
+        path, parent = parent, os.path.dirname(parent)
+    return None
+
+
 def pre_skipped(conn: sqlite3.Connection, run_id: str) -> set[str]:
     return set(q.fetch_all(conn, q.PHASE_SKIPS_OF_RUN, run_id))
 
@@ -124,7 +133,8 @@ def _json_object(name: str, value: Any) -> dict[str, Any] | None:
     return value
 
 
-def _dumps(value: Any) -> str | None:
+def json_text(value: Any) -> str | None:
+    """How the kernel stores a JSON column (None stays NULL)."""
     if value is None:
         return None
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
@@ -220,8 +230,8 @@ def insert_run(
             "VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id, project_dir, goal, chain[0], complexity, int(force_full), int(auto_advance), scope_id,
-                _dumps(metadata), _dumps(chain), token_budget, budget_warn_pct, int(budget_enforce),
-                max_agents, parent_run_id, max_dispatches, _dumps(gate_rules), now, now,
+                json_text(metadata), json_text(chain), token_budget, budget_warn_pct, int(budget_enforce),
+                max_agents, parent_run_id, max_dispatches, json_text(gate_rules), now, now,
             ),
         )  # fmt: skip
     except sqlite3.IntegrityError:
@@ -580,7 +590,7 @@ def set_run(conn: sqlite3.Connection, run_id: str, **changes: Any) -> Run:
         now = clock.now()
         columns = ", ".join(f"{key} = ?" for key in clean)
         values = [
-            _dumps(v) if k in _JSON_COLUMNS else (int(v) if isinstance(v, bool) else v)
+            json_text(v) if k in _JSON_COLUMNS else (int(v) if isinstance(v, bool) else v)
             for k, v in clean.items()
         ]
         conn.execute(f"UPDATE runs SET {columns}, updated_at = ? WHERE id = ?", (*values, now, run_id))

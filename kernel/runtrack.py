@@ -8,7 +8,6 @@ sha256 of its content at the moment it was recorded, and a verdict's outcome is 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sqlite3
 from typing import Any
@@ -19,7 +18,7 @@ from kernel import queries as q
 from kernel.db import write_tx
 from kernel.errors import NotFound, Refused, StorageError, UsageError
 from kernel.model import RunAgent, RunArtifact
-from kernel.runs import get_run
+from kernel.runs import get_run, json_text
 
 AGENT_STATUSES = ("active", "completed", "failed")
 VERDICTS = ("pass", "fail")
@@ -192,7 +191,7 @@ def add_artifact(
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 artifact_id, run_id, target, stored_path, kind, digest,
-                None if meta is None else json.dumps(meta, separators=(",", ":"), sort_keys=True), now,
+                json_text(meta), now,
             ),
         )  # fmt: skip
         payload: dict[str, Any] = {

@@ -28,37 +28,57 @@ from kernel.model import JsonObject, Sentinel, StateEntry
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_DEPTH = 32
 MAX_NAME_LENGTH = 200
+# TTLs, intervals and ages beyond a century are typos (or overflow SQLite's integers once added to now).
+MAX_DURATION_S = 100 * 365 * 86400
+_LONG_DURATION_HINT = {
+    "ttl": "leave --ttl out for an entry that never expires",
+    "interval": "to remember that something happened once, use `ic state set`",
+}
 
-# Object keys whose non-empty string values are credentials by name (compared lower-case with
-# separators removed, as a suffix: "github_token", "X-Api-Key" and "client_secret" all match, while
-# "tokens" or "token_count" do not, so token accounting stays storable).
-_SECRET_KEY_SUFFIXES = (
-    "password",
-    "passwd",
-    "passphrase",
-    "secret",
-    "token",
-    "apikey",
-    "accesskey",
-    "privatekey",
-    "credential",
-    "credentials",
-    "authorization",
+# -- what counts as a secret ---------------------------------------------------------------------------
+#
+# Two signals, either of which refuses a string value:
+#
+# 1. A well-known credential format anywhere in the text (provider-prefixed keys, PEM private keys, JWTs,
+#    bearer tokens). Where a format's body could also be ordinary hyphenated prose ("sk-learn-style"),
+#    the body must look random: it holds a digit or an upper-case letter.
+# 2. A value stored under a credential's name: an object key (or the state key itself) whose name,
+#    lower-cased without separators, ends in one of the suffixes below ("github_token", "X-Api-Key",
+#    "client_secret"; not "tokens" or "token_count", so token accounting stays storable). List items
+#    are judged under the list's name. Under such a name these always pass: "", a reference to where
+#    the secret lives ("$OPENAI_API_KEY", "${VAR}", "env:VAR"), a mask ("***") and a few status words
+#    ("none", "redacted", "expired", ...). Anything else is refused under a password-like name
+#    (passphrases and "Basic ..." headers contain spaces); under the other names ordinary prose passes
+#    ("the token expired at noon": two or more words, none of which looks random), a single word does not.
+
+# Under these names every value other than a reference, mask or status word is a secret.
+_STRICT_SECRET_NAMES = ("password", "passwd", "passphrase", "authorization", "privatekey")
+# Under these names a sentence is ordinary text; a single word or a random-looking word is a secret.
+_SECRET_NAMES = ("secret", "token", "apikey", "accesskey", "credential", "credentials")
+_STATUS_WORDS = frozenset(
+    {"none", "null", "nil", "unset", "set", "n/a", "na", "true", "false", "yes", "no", "empty", "unknown"}
+    | {"redacted", "hidden", "masked", "missing", "expired", "invalid", "revoked", "rotated", "required"}
 )
+_REFERENCE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*|\$\{[A-Za-z_][A-Za-z0-9_]*\}|env:[A-Za-z_][A-Za-z0-9_]*")
+_MASK = re.compile(r"[*\u2022xX.#_-]+")
+# A word of prose that is really a key: 16+ characters of a token alphabet with letters and digits.
+_RANDOM_WORD = re.compile(r"[A-Za-z0-9_+=-]{16,}")
 
-# Well-known credential formats, matched anywhere inside a string value.
-_SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (label, re.compile(pattern))
-    for label, pattern in (
-        ("a private key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"),
-        ("an OpenAI/Anthropic API key", r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"),
-        ("a GitHub token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"),
-        ("an AWS access key id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
-        ("a Slack token", r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
-        ("a GitLab token", r"\bglpat-[A-Za-z0-9_-]{20,}"),
-        ("a Google API key", r"\bAIza[0-9A-Za-z_-]{35}"),
-        ("an npm token", r"\bnpm_[A-Za-z0-9]{36}\b"),
-        ("a JSON Web Token", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+# Well-known credential formats, matched anywhere inside a string value: (label, pattern, whether the
+# pattern's `body` group must look random). Prefixes that cannot start a word of prose need no check.
+_SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str], bool], ...] = tuple(
+    (label, re.compile(pattern, re.ASCII), random_body)
+    for label, pattern, random_body in (
+        ("a private key", r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----", False),
+        ("an OpenAI/Anthropic key", r"\bsk-(?:proj-|ant-|svcacct-|admin-)?(?P<body>[\w-]{20,})", True),
+        ("a GitHub token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})", False),
+        ("an AWS access key id", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", False),
+        ("a Slack token", r"\bxox[abprs]-(?P<body>[A-Za-z0-9-]{10,})", True),
+        ("a GitLab token", r"\bglpat-[A-Za-z0-9_-]{20,}", False),
+        ("a Google API key", r"\bAIza[0-9A-Za-z_-]{35}", False),
+        ("an npm token", r"\bnpm_[A-Za-z0-9]{36}\b", False),
+        ("a JSON Web Token", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}", False),
+        ("a bearer token", r"\bBearer\s+(?P<body>[A-Za-z0-9._~+/-]{16,})", True),
     )
 )
 
@@ -91,16 +111,24 @@ class Pruned:
 
 
 def check_name(value: str, what: str, *, allow_empty: bool = False) -> str:
-    """Keys, scopes and names end up in tab-separated tables: no control characters, bounded length."""
+    """Keys, scopes and names end up in tab-separated tables and terminals: no control characters
+    (C0, DEL or C1, which a terminal would obey), bounded length."""
     if not value and not allow_empty:
         raise UsageError(f"{what} must not be empty")
     if len(value) > MAX_NAME_LENGTH:
         raise UsageError(f"{what} is {len(value)} characters long; the limit is {MAX_NAME_LENGTH}")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise UsageError(f"{what} {value!r} contains control characters")
     if not events.is_unicode(value):
         raise UsageError(f"{what} is not valid UTF-8 text")
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value):
+        raise UsageError(f"{what} {value!r} contains control characters")
     return value
+
+
+def check_duration(seconds: float, flag: str) -> float:
+    """TTLs and intervals become unix times: bound them so the sum still fits SQLite's 64-bit integer."""
+    if seconds > MAX_DURATION_S:
+        raise UsageError(f"--{flag} is longer than 100 years; {_LONG_DURATION_HINT.get(flag, 'use less')}")
+    return seconds
 
 
 def _reject_constant(name: str) -> Any:
@@ -120,7 +148,7 @@ def parse_payload(text: str, *, what: str = "payload") -> Any:
     if size > MAX_PAYLOAD_BYTES:
         raise UsageError(f"{what} is {size} bytes; the limit is {MAX_PAYLOAD_BYTES} bytes (64 KiB)")
     if not text.strip():
-        raise UsageError(f"{what} is empty; give a JSON value (e.g. on stdin: echo '{{\"k\": 1}}' | ...)")
+        raise UsageError(f'{what} is empty; give a JSON value such as {{"k": 1}}')
     try:
         value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
@@ -147,7 +175,7 @@ def encode_payload(value: Any, *, what: str = "payload", key: str | None = None)
 
 
 def check_payload(value: Any, *, what: str = "payload", key: str | None = None) -> None:
-    """Refuse over-deep values and anything that looks like a credential (see the module docstring).
+    """Refuse over-deep values and anything that looks like a credential (rules above).
 
     `key` is the name the whole value is stored under (a state key), judged like an object key.
     """
@@ -161,31 +189,63 @@ def check_payload(value: Any, *, what: str = "payload", key: str | None = None) 
                 for k, v in item.items():
                     if isinstance(k, str) and not events.is_unicode(k):
                         raise UsageError(f"{what} has a key that is not valid Unicode text (at {path})")
-                    stack.append((v, f"{path}.{k}", str(k), depth + 1))
+                    stack.append((v, _child_path(path, str(k)), str(k), depth + 1))
             else:
-                for i, v in enumerate(item):
-                    stack.append((v, f"{path}[{i}]", None, depth + 1))
+                stack.extend((v, f"{path}[{i}]", name, depth + 1) for i, v in enumerate(item))
         elif isinstance(item, str):
             if not events.is_unicode(item):
                 raise UsageError(f"{what} holds text that is not valid Unicode (a lone surrogate) at {path}")
-            label = _secret_label(item, name)
+            label = secret_label(item, name)
             if label:
                 where = path if len(path) <= 80 else path[:77] + "..."
                 raise UsageError(
                     f"{what} looks like it holds a secret ({label} at {where}); keep credentials out of "
-                    "the kernel and store a reference (e.g. the name of an environment variable) instead"
+                    'the kernel and store a reference to where it lives instead (e.g. "$OPENAI_API_KEY")'
                 )
 
 
-def _secret_label(text: str, name: str | None) -> str | None:
-    if name is not None and text:
-        normalized = "".join(ch for ch in name.lower() if ch.isalnum())
-        if normalized.endswith(_SECRET_KEY_SUFFIXES):
-            return f"a value named {name!r}"
-    for label, pattern in _SECRET_PATTERNS:
-        if pattern.search(text):
-            return label
+def _child_path(path: str, key: str) -> str:
+    """`$.name`, or `$["odd key"]` with JSON escapes, so an error message stays one printable line."""
+    if key.isascii() and key.replace("_", "a").replace("-", "a").isalnum():
+        return f"{path}.{key}"
+    return f"{path}[{json.dumps(key[:40])}]"
+
+
+def secret_label(text: str, name: str | None = None) -> str | None:
+    """What kind of secret `text` (stored under `name`) looks like, or None when it looks ordinary."""
+    for label, pattern, random_body in _SECRET_PATTERNS:
+        for found in pattern.finditer(text):
+            if not random_body or any(ch.isdigit() or ch.isupper() for ch in found.group("body")):
+                return label
+    if name is None or not text or _harmless_under_a_secret_name(text):
+        return None
+    normalized = "".join(ch for ch in name.lower() if ch.isalnum())
+    if normalized.endswith(_STRICT_SECRET_NAMES):
+        return "a value under a password-like name"
+    if normalized.endswith(_SECRET_NAMES) and not _is_prose(text):
+        return "a value under a secret-like name"
     return None
+
+
+def _harmless_under_a_secret_name(text: str) -> bool:
+    """References to a secret, masks and status words say something about a secret without holding it."""
+    word = text.strip()
+    return (
+        _REFERENCE.fullmatch(word) is not None
+        or _MASK.fullmatch(word) is not None
+        or word.strip("<>[]()").lower() in _STATUS_WORDS
+    )
+
+
+def _is_prose(text: str) -> bool:
+    """Two or more words, none of which is a random-looking run of letters and digits."""
+    words = text.split()
+    if len(words) < 2:
+        return False
+    for run in _RANDOM_WORD.findall(text):
+        if any(ch.isdigit() for ch in run) and any(ch.isalpha() for ch in run):
+            return False
+    return True
 
 
 # -- state -------------------------------------------------------------------------------------------
@@ -194,12 +254,18 @@ def _secret_label(text: str, name: str | None) -> str | None:
 def set_state(
     conn: sqlite3.Connection, key: str, scope: str, payload: Any, *, ttl: float | None = None
 ) -> StateEntry:
-    """Create or replace `key` in `scope`; a TTL (seconds, > 0) makes it invisible after that long."""
+    """Create or replace `key` in `scope`; a TTL (seconds, > 0) makes it invisible after that long.
+
+    The clock has whole seconds: `expires_at` is now + ceil(ttl), and the entry is live while the clock
+    reads less than that, so it stays visible for between ceil(ttl) - 1 and ceil(ttl) seconds.
+    """
     check_name(key, "key")
     check_name(scope, "scope", allow_empty=True)
     text = encode_payload(payload, key=key)
     if ttl is not None and ttl <= 0:
         raise UsageError("--ttl must be greater than zero")
+    if ttl is not None:
+        check_duration(ttl, "ttl")
     now = clock.now()
     expires_at = None if ttl is None else now + math.ceil(ttl)
     with write_tx(conn):
@@ -278,6 +344,7 @@ def check_sentinel(conn: sqlite3.Connection, name: str, scope: str, interval: fl
     check_name(scope, "scope", allow_empty=True)
     if interval < 0:
         raise UsageError("--interval must not be negative")
+    check_duration(interval, "interval")
     wait = math.ceil(interval)
     now = clock.now()
     with write_tx(conn):
@@ -311,8 +378,8 @@ def list_sentinels(conn: sqlite3.Connection) -> list[Sentinel]:
 
 
 def prune_sentinels(conn: sqlite3.Connection, older_than: float) -> Pruned:
-    """Delete sentinels that last fired more than `older_than` seconds ago."""
-    cutoff = clock.now() - math.ceil(older_than)
+    """Delete sentinels that last fired more than `older_than` seconds ago (a century at most)."""
+    cutoff = clock.now() - math.ceil(min(older_than, MAX_DURATION_S))
     with write_tx(conn):
         count = conn.execute("DELETE FROM sentinels WHERE last_fired < ?", (cutoff,)).rowcount
         if count:

@@ -4,9 +4,10 @@
     orchestrator run --milestone M [--issue ID] [--config PATH] [--dry-run] [--jobs N] [--retry]
 
 Exit codes: 0 every selected issue passed (or was passed before); 1 an expected negative (an issue
-capped, over budget, blocked, held or busy; nothing in the milestone; config already exists);
-2 unexpected trouble (git, kernel database, I/O, a runner's infrastructure failure); 3 usage
-(no or invalid config, bad issue files, unknown issue, dependency cycle); 130 interrupted.
+capped, over budget, blocked or held; nothing in the milestone; another orchestrator already running
+in the repository; config already exists); 2 unexpected trouble (git, kernel database, I/O, a
+runner's infrastructure failure); 3 usage (no or invalid config, bad issue files, unknown issue,
+dependency cycle); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,25 +15,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from orchestrator.errors import OrchestratorError, UsageError
 
+if TYPE_CHECKING:
+    from orchestrator.config import RunnerConfig
+
 PROG = "orchestrator"
 EXIT_CODES = (
-    "exit codes: 0 all selected issues passed; 1 an issue capped, over budget, blocked, held or busy;\n"
-    "2 git/database/I-O trouble or a runner's infrastructure failure; 3 usage (config, issues, cycle);\n"
-    "130 interrupted. `orchestrator run` resumes where an interrupted run stopped."
+    "exit codes: 0 all selected issues passed; 1 an issue capped, over budget, blocked or held, or\n"
+    "another orchestrator already running in the repository; 2 git/database/I-O trouble or a runner's\n"
+    "infrastructure failure; 3 usage (config, issues, cycle); 130 interrupted.\n"
+    "`orchestrator run` resumes where an interrupted run stopped."
 )
 
 
@@ -99,16 +106,53 @@ async def cmd_init(args: argparse.Namespace) -> int:
 
 
 def _wanted_issues(raw: list[str]) -> list[str]:
-    return [part.strip() for item in raw for part in item.split(",") if part.strip()]
+    wanted = [part.strip() for item in raw for part in item.split(",")]
+    if any(not part for part in wanted):
+        raise UsageError("--issue: empty issue id; give ids like --issue 7 or --issue 7,8")
+    return wanted
 
 
-def _preflight_runner(argv0: str, repo: Path, key: str) -> None:
-    """Fail before any worktree or run exists when the agent program is not there."""
-    found = (
-        (repo / argv0).exists() if ("/" in argv0 and not Path(argv0).is_absolute()) else shutil.which(argv0)
-    )
+def _note(text: str) -> None:
+    sys.stderr.write(f"{PROG}: note: {text}\n")
+
+
+async def _warn_uncommitted(repo: Path, head: str | None) -> None:
+    """Worktrees start from the last commit: edits only in the checkout would silently be missing."""
+    from orchestrator.git import tracked_changes
+
+    changed = await tracked_changes(repo)
+    if changed:
+        start = f"HEAD {head[:10]}" if head else "HEAD"
+        _note(
+            f"{changed} tracked file(s) in {repo} have uncommitted changes; the issue worktrees start "
+            f"from {start} without them (commit them first if the agents need them)"
+        )
+
+
+def _anchor_program(repo: Path, runner: RunnerConfig) -> RunnerConfig:
+    """The runner config with its program located, checked before any worktree or run exists.
+
+    A relative program path (`tools/agent.sh`) means the repository's file, like every other path
+    in the config: the agent runs in an issue worktree, where a relative path would name that
+    worktree's copy (missing when the script is not committed).
+    """
+    key = "command" if runner.kind == "command" else "executable"
+    argv = getattr(runner, key) or [runner.kind]
+    program = argv[0]
+    if "/" in program and not Path(program).is_absolute():
+        program = str(repo / program)
+        runner = runner.model_copy(update={key: [program, *argv[1:]]})
+    found = Path(program).is_file() if "/" in program else shutil.which(program)
     if not found:
-        raise OrchestratorError(f"runner program {argv0!r} not found; install it or set {key} in the config")
+        raise OrchestratorError(
+            f"runner program {argv[0]!r} not found; install it or set runner.{key} in the config"
+        )
+    if "/" in program and not os.access(program, os.X_OK):
+        raise OrchestratorError(
+            f"runner program {argv[0]!r} is not executable; chmod +x it, or name its interpreter first "
+            f'(runner.{key} = ["python3", "{argv[0]}", ...])'
+        )
+    return runner
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
@@ -116,6 +160,8 @@ async def cmd_run(args: argparse.Namespace) -> int:
     from orchestrator.config import load_config
     from orchestrator.git import repo_root
 
+    if not args.milestone.strip():
+        raise UsageError("--milestone: empty; give the milestone value of the issues, e.g. --milestone 1.10")
     repo = await repo_root(Path(args.repo or ".").absolute())
     explicit = Path(args.config).absolute() if args.config else None
     config, config_path = load_config(repo, explicit)
@@ -133,12 +179,26 @@ async def cmd_run(args: argparse.Namespace) -> int:
         return 1
     plan = dag.plan(selected, order=config.issues.order)
     if args.dry_run:
-        return _print_plan(repo, config_path, args, plan, config.worktrees.branch_prefix)
+        return await _dry_run(repo, config_path, args, plan, config.worktrees.branch_prefix)
     return await _execute(repo, config_path, config, args, plan)
+
+
+async def _dry_run(
+    repo: Path, config_path: Path, args: argparse.Namespace, plan: list[Any], prefix: str
+) -> int:
+    from orchestrator import runlock
+    from orchestrator.git import common_dir
+
+    holder = runlock.holder(await common_dir(repo))
+    if holder is not None:
+        _note(f"an orchestrator is running in this repository now ({holder.describe()}); states may change")
+    await _warn_uncommitted(repo, None)
+    return _print_plan(repo, config_path, args, plan, prefix)
 
 
 def _print_plan(repo: Path, config_path: Path, args: argparse.Namespace, plan: list[Any], prefix: str) -> int:
     from orchestrator.kernel_bridge import KernelBridge
+    from orchestrator.status import one_line
 
     bridge = KernelBridge.open_readonly(repo)
     known = bridge.runs_by_issue() if bridge is not None else {}
@@ -178,7 +238,7 @@ def _print_plan(repo: Path, config_path: Path, args: argparse.Namespace, plan: l
         waits = ",".join(row["waits_for"]) or "-"
         if row["external"]:
             waits += f" (outside: {','.join(row['external'])})"
-        title = row["title"].replace("\t", " ")
+        title = one_line(row["title"])
         sys.stdout.write(
             f"{row['order']}\t{row['issue']}\t{title}\t{waits}\t{row['state']}\t{row['branch']}\n"
         )
@@ -188,43 +248,99 @@ def _print_plan(repo: Path, config_path: Path, args: argparse.Namespace, plan: l
 async def _execute(
     repo: Path, config_path: Path, config: Any, args: argparse.Namespace, plan: list[Any]
 ) -> int:
+    from kernel.db import DB_DIR as KDB_DIR
+    from orchestrator import runlock
     from orchestrator.kernel_bridge import KernelBridge
     from orchestrator.logs import LogLayout, write_json
     from orchestrator.loop import Options, Orchestrator, exit_code
     from orchestrator.prompts import load_templates
     from orchestrator.runners import make_runner
-    from orchestrator.runners.base import Invocation
     from orchestrator.status import StatusBoard
-    from orchestrator.worktrees import Worktrees
+    from orchestrator.worktrees import Worktrees, exclude_locally
 
-    runner = make_runner(config.runner)
-    probe = Invocation("", repo, "probe", "dev", 0, 1, repo)
-    key = "runner.command" if config.runner.kind == "command" else "runner.executable"
-    _preflight_runner(runner.argv(probe)[0], repo, key)
+    runner = make_runner(_anchor_program(repo, config.runner))
     templates = load_templates(repo, config.prompts)
     worktrees = await Worktrees.open(repo, config.worktrees)
-    logs = LogLayout((repo / config.logs.root).resolve())
-    console = Console(stderr=args.json, highlight=False)
-    bridge = KernelBridge.open(repo)
-    started_at = time.time()
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    assert task is not None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
-    try:
-        with StatusBoard(console, max_cycles=config.loop.max_cycles, show_output=not args.quiet) as board:
-            orchestrator = Orchestrator(
-                repo=repo, config=config, bridge=bridge, worktrees=worktrees, runner=runner, logs=logs,
-                board=board, templates=templates, options=Options(milestone=args.milestone, retry=args.retry),
-            )  # fmt: skip
-            reports = await orchestrator.run(plan)
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        bridge.close()
-    code = exit_code(reports)
-    summary = {
+    with runlock.hold(worktrees.common_dir, repo, args.milestone):
+        await _warn_uncommitted(repo, worktrees.start_head)
+        exclude_locally(worktrees.common_dir, f"/{KDB_DIR}/")
+        logs = LogLayout((repo / config.logs.root).resolve())
+        console = Console(stderr=args.json, highlight=False)
+        bridge = KernelBridge.open(repo)
+        started_at = time.time()
+        try:
+            with Interrupts() as interrupts:
+                with StatusBoard(
+                    console, max_cycles=config.loop.max_cycles, show_output=not args.quiet
+                ) as board:
+                    orchestrator = Orchestrator(
+                        repo=repo, config=config, bridge=bridge, worktrees=worktrees, runner=runner,
+                        logs=logs, board=board, templates=templates,
+                        options=Options(milestone=args.milestone, retry=args.retry),
+                    )  # fmt: skip
+                    reports = await orchestrator.run(plan)
+                interrupts.loop_done()
+                code = exit_code(reports)
+                summary = _summary(args, repo, config_path, started_at, code, reports)
+                write_json(logs.summary, summary)
+                write_json(logs.summary_of(started_at), summary)
+                _print_summary(console, repo, reports, logs.summary)
+                if args.json:
+                    sys.stdout.write(dumps(summary) + "\n")
+        finally:
+            bridge.close()
+    return code
+
+
+class Interrupts:
+    """Ctrl-C, SIGTERM and SIGHUP while the loop runs.
+
+    The first stops the run gracefully: every agent's process group is ended, each interrupted
+    attempt is recorded as cancelled and the summary is written (exit 130); the next run resumes.
+    A second one only says so (cancelling again would cut that clean-up short); a third quits at
+    once, leaving the next run to clean up as it does after a crash.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.task = asyncio.current_task()
+        self.loop = asyncio.get_running_loop()
+
+    def __enter__(self) -> Interrupts:
+        for sig in self.SIGNALS:
+            self.loop.add_signal_handler(sig, self._received)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig in self.SIGNALS:
+            self.loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)  # the summary is written: only closing up remains (run())
+
+    def loop_done(self) -> None:
+        """From now on a signal must not cancel anything: the summary is being written."""
+        self.task = None
+
+    def _received(self) -> None:
+        self.count += 1
+        if self.count == 1 and self.task is not None:
+            self.task.cancel()
+        elif self.count == 2:
+            sys.stderr.write(
+                f"{PROG}: stopping: ending the agents and recording where each issue stood; "
+                "interrupt again to quit at once\n"
+            )
+        elif self.count >= 3:
+            sys.stderr.write(f"{PROG}: quitting at once; the next run cleans up after this one\n")
+            sys.stderr.flush()
+            os._exit(130)
+
+
+def _summary(
+    args: argparse.Namespace, repo: Path, config_path: Path, started_at: float, code: int, reports: list[Any]
+) -> dict[str, Any]:
+    return {
         "milestone": args.milestone,
         "repo": str(repo),
         "config": str(config_path),
@@ -236,31 +352,36 @@ async def _execute(
         },
         "issues": [r.to_json() for r in reports],
     }
-    write_json(logs.summary, summary)
-    _print_summary(console, reports, logs.summary)
-    if args.json:
-        sys.stdout.write(dumps(summary) + "\n")
-    return code
 
 
-def _print_summary(console: Console, reports: list[Any], summary_path: Path) -> None:
-    from orchestrator.status import GLYPHS, format_elapsed, format_tokens
+def _print_summary(console: Console, repo: Path, reports: list[Any], summary_path: Path) -> None:
+    from orchestrator.status import GLYPHS, format_elapsed, one_line
 
-    table = Table(title="orchestrator summary", title_justify="left")
-    for column in ("", "issue", "outcome", "cycles", "tokens", "time", "branch / worktree", "reason"):
-        table.add_column(column, overflow="fold")
+    table = Table(
+        title="orchestrator summary",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for column in ("", "issue", "outcome", "fixes", "tokens in/out", "time", "branch"):
+        table.add_column(column, no_wrap=column != "issue")
+    table.add_column("reason", ratio=1, overflow="fold")
     for r in reports:
         glyph, color = GLYPHS.get(str(r.outcome), ("?", "magenta"))
-        where = r.worktree or r.branch or "-"
+        reason = one_line(r.reason)
+        if r.worktree:
+            kept = Path(r.worktree)
+            reason += f"; worktree kept: {kept.relative_to(repo) if kept.is_relative_to(repo) else kept}"
         table.add_row(
             Text(glyph, style=color),
             Text(r.issue_id),
             Text(str(r.outcome), style=color),
             Text(str(r.fix_cycles)),
-            Text(format_tokens(r.input_tokens, r.output_tokens)),
+            Text(f"{r.input_tokens:,}/{r.output_tokens:,}"),
             Text(format_elapsed(r.duration_s)),
-            Text(where),
-            Text(r.reason),
+            Text(r.branch or "-"),
+            Text(reason),
         )
     console.print(table)
     console.print(Text(f"summary: {summary_path}"))
@@ -271,6 +392,7 @@ def _print_summary(console: Console, reports: list[Any], summary_path: Path) -> 
 
 def run(argv: Sequence[str]) -> int:
     parser = build_parser()
+    saved = {sig: signal.getsignal(sig) for sig in Interrupts.SIGNALS}
     try:
         args = parser.parse_args(list(argv))
         if args.command is None:
@@ -289,6 +411,9 @@ def run(argv: Sequence[str]) -> int:
     except Exception as exc:  # the contract is one line, never a traceback
         sys.stderr.write(f"{PROG}: unexpected {type(exc).__name__}: {exc}\n")
         return 2
+    finally:
+        for sig, previous in saved.items():
+            signal.signal(sig, previous)
 
 
 def main() -> None:

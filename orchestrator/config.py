@@ -97,13 +97,33 @@ class Config(_Strict):
     prompts: PromptsConfig = PromptsConfig()
 
 
+def _section(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model a dotted location points into (`("runner", "modle")` -> RunnerConfig)."""
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
 def _describe(exc: ValidationError) -> str:
+    """`key: problem; what to do` for the first error, and how many more there are."""
     first = exc.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    loc = tuple(first["loc"])
+    key = ".".join(str(part) for part in loc) or "(top level)"
+    section = _section(loc)
     if first["type"] == "extra_forbidden":
-        problem = "unknown key (typo?)"
+        known = ", ".join(section.model_fields) if section is not None else ""
+        problem = "unknown key (typo?)" + (f"; known keys here: {known}" if known else "")
+    elif first["type"] in ("model_type", "model_attributes_type"):
+        problem = f"must be a table: write [{key}] and its keys below it"
+    elif first["type"] == "list_type":
+        problem = 'must be a list, e.g. ["a", "b"]'
     else:
-        problem = first["msg"].removeprefix("Value error, ")
+        problem = first["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
     more = len(exc.errors()) - 1
     return f"{key}: {problem}" + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
 
@@ -170,6 +190,7 @@ kind = "codex"                   # "codex", "claude" or "command"
 # model = "gpt-5-codex"          # example
 timeout = "30m"                  # wall clock per phase attempt; the process group is killed after it
 stall = "10m"                    # no output for this long counts as a hang
+kill_grace = "3s"                # after TERM, how long before the agent's process group gets KILL
 retries = 1                      # extra attempts of a phase after an infrastructure failure
 # token_budget = 2000000         # example: per issue; the issue stops when its runs use more
 # env = { RUST_LOG = "warn" }    # example: extra environment for the runner

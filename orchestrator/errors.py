@@ -1,8 +1,9 @@
 """Orchestrator errors carry their exit code, like the kernel's, so the CLI never has to guess.
 
-Exit codes: 0 every selected issue passed, 1 an expected negative (an issue capped, blocked, or busy in
-another process), 2 unexpected trouble (git, database, I/O, a runner's infrastructure failure),
-3 usage (no or bad config, bad issue files, unknown issue, dependency cycle).
+Exit codes: 0 every selected issue passed, 1 an expected negative (an issue capped or blocked,
+another orchestrator running in the repository), 2 unexpected trouble (git, database, I/O, a
+runner's infrastructure failure), 3 usage (no or bad config, bad issue files, unknown issue,
+dependency cycle).
 """
 
 from __future__ import annotations

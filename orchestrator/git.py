@@ -1,27 +1,14 @@
-"""Running git, and serializing git writes per repository.
-
-Writes that touch shared repository state (worktree add/remove/prune, refs, the object database) take
-the repository's lock: an `asyncio.Lock` for the tasks of this process, plus an `flock` on a file in
-the git common directory so two orchestrator processes on one repository queue instead of racing.
-"""
+"""Running git: one-line failures, and finding the repository an operator means."""
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
-import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from orchestrator.errors import GitError, UsageError
 
-# Per event loop (a lock is bound to the loop that first waits on it), then per git common directory.
-_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
-LOCK_POLL_S = 0.02
+NO_OPTIONAL_LOCKS = {"GIT_OPTIONAL_LOCKS": "0"}  # `status` must not take the index lock to refresh it
 
 
 async def run_git(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -61,41 +48,29 @@ async def git_ok(*args: str, cwd: Path) -> bool:
 
 async def repo_root(start: Path) -> Path:
     """The top of the main worktree containing `start`; a usage error outside any git repository."""
-    if not start.is_dir():
+    if not start.exists():
         raise UsageError(f"{start}: no such directory")
-    try:
-        common = await git("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=start)
-    except GitError:
-        raise UsageError(f"{start} is not inside a git repository; run orchestrator in one") from None
-    common_path = Path(common)
+    if not start.is_dir():
+        raise UsageError(f"{start} is not a directory; give the repository's directory")
+    common_path = await common_dir(start)
     if common_path.name == ".git":
         return common_path.parent.resolve()
     top = await git("rev-parse", "--show-toplevel", cwd=start)  # a bare-ish layout: trust git
     return Path(top).resolve()
 
 
-class RepoLock:
-    """The per-repository lock for git writes: in-process asyncio.Lock, then a cross-process flock."""
+async def common_dir(start: Path) -> Path:
+    """The git directory shared by all worktrees of the repository containing `start`."""
+    try:
+        common = await git("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=start)
+    except GitError:
+        raise UsageError(f"{start} is not inside a git repository; run orchestrator in one") from None
+    return Path(common)
 
-    def __init__(self, common_dir: Path) -> None:
-        self.path = common_dir / "orchestrator.lock"
-        self._key = str(common_dir.resolve())
 
-    @asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
-        per_loop = _LOCKS.setdefault(asyncio.get_running_loop(), {})
-        async with per_loop.setdefault(self._key, asyncio.Lock()):
-            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-            try:
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        await asyncio.sleep(LOCK_POLL_S)
-                try:
-                    yield
-                finally:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
+async def tracked_changes(repo: Path) -> int:
+    """How many tracked files differ from HEAD in the repository's own checkout (worktrees never see them)."""
+    out = await git(
+        "status", "--porcelain", "--untracked-files=no", cwd=repo, check=False, env=NO_OPTIONAL_LOCKS
+    )
+    return len(out.splitlines())

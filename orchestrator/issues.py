@@ -114,8 +114,11 @@ def parse_issue(path: Path, repo: Path, config: IssuesConfig) -> Issue:
     else:
         raise UsageError(f"{rel}: {config.id_field} must be a single value")
     if not ID_PATTERN.fullmatch(issue_id) or ".." in issue_id or issue_id.endswith((".", ".lock")):
+        from_name = raw_id is None or raw_id == ""
+        fix = f"set `{config.id_field}:` in its front matter" if from_name else "change it"
         raise UsageError(
-            f"{rel}: issue id {issue_id!r} must be letters, digits, '.', '_' or '-' (it names a git branch)"
+            f"{rel}: issue id {issue_id!r} cannot name a git branch: use ASCII letters, digits, '.', '_' "
+            f"and '-', starting with a letter or digit, without '..' or a '.'/'.lock' ending; {fix}"
         )
     title = fields.get(config.title_field)
     if not isinstance(title, str) or not title.strip():

@@ -3,6 +3,7 @@
 Each attempt directory holds `prompt.md`, `raw.log` (the agent's stdout, byte for byte, written as it
 arrives), `stderr.log` and `result.json` (what the orchestrator made of it). Attempt numbers keep
 growing across reruns, so an interrupted attempt's logs are never overwritten by its redo.
+`<root>/summary.json` is the latest run's summary, `<root>/summaries/` keeps every run's.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,4 +96,10 @@ class LogLayout:
 
     @property
     def summary(self) -> Path:
+        """The latest run's summary."""
         return self.root / "summary.json"
+
+    def summary_of(self, started_at: float) -> Path:
+        """Every run's summary, kept: a later `--issue X` run replaces summary.json, not this."""
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started_at))
+        return self.root / "summaries" / f"{stamp}-{os.getpid()}.json"

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
-import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -33,7 +30,7 @@ from orchestrator.logs import AttemptPaths, LogLayout, write_json
 from orchestrator.prompts import render
 from orchestrator.review import ReviewMissing, ReviewResult, parse_review
 from orchestrator.runners.base import Invocation, ProcessResult, Runner, RunnerOutput, Usage, run_process
-from orchestrator.status import StatusBoard
+from orchestrator.status import StatusBoard, one_line
 from orchestrator.worktrees import Worktree, Worktrees, ensure_ignored
 
 
@@ -45,7 +42,6 @@ class Outcome(StrEnum):
     FAILED = "failed"  # infrastructure: runner crash/timeout/no verdict, git or kernel trouble
     HELD = "held"  # capped or failed in an earlier run and not retried (--retry)
     BLOCKED = "blocked"  # a dependency did not pass
-    BUSY = "busy"  # another orchestrator process is working on it
     INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM; the next run resumes it
 
     @property
@@ -60,7 +56,6 @@ EXIT_CODES = {
     Outcome.OVER_BUDGET: 1,
     Outcome.HELD: 1,
     Outcome.BLOCKED: 1,
-    Outcome.BUSY: 1,
     Outcome.FAILED: 2,
     Outcome.INTERRUPTED: 130,
 }
@@ -132,23 +127,9 @@ class IssueStopped(Exception):
         self.reason = reason
 
 
-@contextlib.contextmanager
-def issue_lock(directory: Path, issue_id: str) -> Iterator[bool]:
-    """A non-blocking per-issue flock: True when this process may work on the issue."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / f"{issue_id}.lock", os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+def fix_cycles(steps: list[Step]) -> int:
+    """Fix cycles that ran to the end (committed), whatever attempts it took."""
+    return len({s.cycle for s in steps if s.phase == "fix" and s.dispatch.status == "completed"})
 
 
 @dataclass
@@ -185,7 +166,6 @@ class Orchestrator:
         self.board = board
         self.templates = templates
         self.options = options
-        self.lock_dir = logs.root / ".locks"
 
     # -- the milestone --------------------------------------------------------------------------------
 
@@ -248,46 +228,39 @@ class Orchestrator:
         )
         report.logs = str(self.logs.issue_dir(issue.id))
         started = time.monotonic()
-        with issue_lock(self.lock_dir, issue.id) as mine:
-            if not mine:
-                report.outcome, report.reason = Outcome.BUSY, "another orchestrator process is working on it"
-                self.board.finish(issue.id, "busy", report.reason)
-                return report
-            work: IssueWork | None = None
-            try:
-                work = await self._prepare(issue, report)
-                if work is not None:
-                    self.board.start(issue.id)
-                    await self._loop(work)
-            except IssueStopped as stop:
-                report.outcome, report.reason = stop.outcome, stop.reason
-                await self._settle(work, stop)
-            except asyncio.CancelledError:
-                # Swallowed on purpose: the scheduler cancelled us and wants this report back.
-                report.outcome, report.reason = Outcome.INTERRUPTED, "interrupted; the next run resumes it"
-                report.worktree = str(work.wt.path) if work else None
-            except Exception as exc:  # git, kernel, I/O, or a bug: this issue fails, the others go on
-                if isinstance(exc, OrchestratorError):
-                    message = exc.message
-                elif isinstance(exc, OSError):
-                    message = f"{exc.strerror or exc}: {exc.filename}"
-                else:
-                    message = f"unexpected {type(exc).__name__}: {exc}"
-                report.outcome, report.reason = Outcome.FAILED, message
-                await self._settle(work, IssueStopped(Outcome.FAILED, message))
-            self._fill_tokens(work)
+        work: IssueWork | None = None
+        try:
+            work = await self._prepare(issue, report)
+            if work is not None:
+                self.board.start(issue.id)
+                await self._loop(work)
+        except IssueStopped as stop:
+            report.outcome, report.reason = stop.outcome, stop.reason
+            await self._settle(work, stop)
+        except asyncio.CancelledError:
+            # Swallowed on purpose: the scheduler cancelled us and wants this report back.
+            report.outcome, report.reason = Outcome.INTERRUPTED, "interrupted; the next run resumes it"
+            report.worktree = str(work.wt.path) if work else None
+        except Exception as exc:  # git, kernel, I/O, or a bug: this issue fails, the others go on
+            if isinstance(exc, OrchestratorError):
+                message = exc.message
+            elif isinstance(exc, OSError):
+                message = f"{exc.strerror or exc}: {exc.filename}"
+            else:
+                message = f"unexpected {type(exc).__name__}: {exc}"
+            report.outcome, report.reason = Outcome.FAILED, one_line(message)
+            await self._settle(work, IssueStopped(Outcome.FAILED, report.reason))
+        if work is not None:
+            self._fill_tokens(work.run.id, report)
         report.duration_s = time.monotonic() - started
         if report.outcome not in (Outcome.SKIPPED, Outcome.HELD):
             self.board.finish(issue.id, str(report.outcome), report.reason)
         return report
 
-    def _fill_tokens(self, work: IssueWork | None) -> None:
-        if work is None:
-            return
+    def _fill_tokens(self, run_id: str, report: IssueReport) -> None:
+        """The report's token totals are the kernel's: every dispatch of the issue's run, all attempts."""
         with contextlib.suppress(Exception):
-            work.report.input_tokens, work.report.output_tokens, work.report.cache_tokens = (
-                self.bridge.tokens(work.run.id)
-            )
+            report.input_tokens, report.output_tokens, report.cache_tokens = self.bridge.tokens(run_id)
 
     async def _settle(self, work: IssueWork | None, stop: IssueStopped) -> None:
         """Record a non-passing end: fail the run with the reason, keep the worktree for a human."""
@@ -301,6 +274,9 @@ class Orchestrator:
     async def _prepare(self, issue: Issue, report: IssueReport) -> IssueWork | None:
         """Find or create the issue's run and worktree; None when there is nothing to do."""
         previous = self.bridge.runs_by_issue().get(issue.id)
+        if previous is not None and previous.status != "active":
+            self._fill_tokens(previous.id, report)  # what the earlier run spent, not 0
+            report.fix_cycles = fix_cycles(self.bridge.steps(previous.id))
         if previous is not None and previous.status == "completed":
             report.outcome, report.run_id = Outcome.SKIPPED, previous.id
             report.reason = f"passed in an earlier run ({previous.id})"
@@ -350,8 +326,8 @@ class Orchestrator:
             if row.is_terminal:
                 self.board.note(issue_id, f"interrupted attempt {step.dispatch.name}: {row.error}")
                 continue
-            # Still "owned" by a live process, yet we hold the issue's lock: that owner is not an
-            # orchestrator working on this issue, so the attempt is ours to end.
+            # Still "owned" by a live process, yet we hold the repository's run lock: that owner is
+            # not an orchestrator working on this issue, so the attempt is ours to end.
             if step.dispatch.pid and procs.owns_group(step.dispatch.pid, None):
                 procs.end_group(step.dispatch.pid, self.config.runner.kill_grace)
                 self.board.note(issue_id, f"ended the leftover agent process group {step.dispatch.pid}")
@@ -363,7 +339,7 @@ class Orchestrator:
     def _resume_point(self, work: IssueWork) -> tuple[str, int, ReviewResult | None]:
         """(next step, its cycle, a verdict already reached) from the run's completed dispatches."""
         completed = [s for s in self.bridge.steps(work.run.id) if s.dispatch.status == "completed"]
-        work.report.fix_cycles = len({s.cycle for s in completed if s.phase == "fix"})
+        work.report.fix_cycles = fix_cycles(completed)
         if not completed:
             return (work.run.phase if work.run.phase in ("dev", "review") else "dev"), 0, None
         last = completed[-1]
@@ -575,12 +551,12 @@ class Orchestrator:
                 None,
             )
         if proc.exit_code != 0:
-            detail = out.error or (proc.stderr_tail.splitlines()[-1] if proc.stderr_tail else "")
+            detail = one_line(out.error or (proc.stderr_tail.splitlines()[-1] if proc.stderr_tail else ""))
             code = proc.exit_code or 0
             how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
             return "failed", f"runner {how}" + (f": {detail}" if detail else ""), None
         if out.error:
-            return "failed", f"runner reported an error: {out.error}", None
+            return "failed", f"runner reported an error: {one_line(out.error)}", None
         if phase != "review":
             return "completed", None, None
         try:

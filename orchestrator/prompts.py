@@ -70,8 +70,10 @@ def load_templates(repo: Path, config: PromptsConfig) -> dict[str, Template]:
             path = repo / custom
             try:
                 text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise UsageError(f"prompts.{phase}: cannot read {path}: {exc}") from None
+            except OSError as exc:
+                raise UsageError(f"prompts.{phase}: cannot read {path}: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise UsageError(f"prompts.{phase}: {path} is not UTF-8 text") from None
         templates[phase] = Template(text)
     return templates
 

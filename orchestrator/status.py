@@ -27,7 +27,8 @@ GLYPHS = {
     "skipped": ("✓", "bright_black"),
     "capped": ("■", "yellow"),
     "blocked": ("■", "yellow"),
-    "busy": ("■", "yellow"),
+    "over-budget": ("■", "yellow"),
+    "held": ("■", "yellow"),
     "failed": ("✗", "red"),
     "interrupted": ("✗", "red"),
 }
@@ -36,6 +37,11 @@ GLYPHS = {
 def clean(text: str) -> str:
     """Agent text made safe for a terminal: no escape sequences, no control characters."""
     return _CONTROL.sub("", text).replace("\t", "    ")
+
+
+def one_line(text: str) -> str:
+    """Untrusted text for one table cell or one log line: clean, and line breaks folded to spaces."""
+    return " ".join(clean(text).split())
 
 
 def format_tokens(input_tokens: int, output_tokens: int) -> str:

@@ -1,20 +1,25 @@
-"""One git worktree per issue, on a branch named after it, serialized per repository.
+"""One git worktree per issue, on a branch named after it, git writes serialized.
 
 A worktree outlives a crash: the next run finds it through `git worktree list` (or finds the branch
 and checks it out again) and adopts it, so an issue continues on the commits it already has. Passed
 issues lose their worktree but keep their branch (the branch is the deliverable); capped or failed
 issues keep both, for a human to look at.
+
+Writes that touch shared repository state (worktree add/remove/prune, the index of a worktree, refs)
+go one at a time through an asyncio lock: the issues of one run are tasks of one process, and a
+second process cannot join in (the repository's run lock, orchestrator.runlock, refuses it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.config import WorktreesConfig
 from orchestrator.errors import GitError, UsageError
-from orchestrator.git import RepoLock, git, git_failure, git_ok, run_git
+from orchestrator.git import NO_OPTIONAL_LOCKS, git, git_failure, git_ok, run_git
 
 _FALLBACK_IDENTITY = {
     "GIT_AUTHOR_NAME": "orchestrator",
@@ -24,7 +29,6 @@ _FALLBACK_IDENTITY = {
 }
 
 
-_NO_OPTIONAL_LOCKS = {"GIT_OPTIONAL_LOCKS": "0"}  # `status` must not take the index lock to refresh it
 _COMMITTED = re.compile(r"^\[.* ([0-9a-f]{7,})\]", re.MULTILINE)
 
 
@@ -57,6 +61,26 @@ def ensure_ignored(repo: Path, directory: Path) -> None:
         marker.write_text("# written by orchestrator: nothing in here belongs in git\n*\n")
 
 
+def exclude_locally(common_dir: Path, pattern: str) -> None:
+    """Add `pattern` to the repository's own `info/exclude` (never a tracked file) if it is missing.
+
+    Used for the kernel database directory the orchestrator creates at the repository root: without
+    it, a habitual `git add -A` commits a live SQLite file, and every issue worktree gets a copy.
+    """
+    exclude = common_dir / "info" / "exclude"
+    try:
+        present = exclude.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        present = []
+    if pattern in present:
+        return
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    with exclude.open("a", encoding="utf-8") as fh:
+        if present and present[-1] != "":
+            fh.write("\n")
+        fh.write(f"# added by orchestrator: the kernel database is not source\n{pattern}\n")
+
+
 class Worktrees:
     """Creates, adopts, commits in and removes the issue worktrees of one repository."""
 
@@ -64,8 +88,9 @@ class Worktrees:
         self.repo = repo
         self.root = (repo / config.root).resolve()
         self.prefix = config.branch_prefix
+        self.common_dir = common_dir
         self.start_head = head  # new worktrees fork from the HEAD the run started with
-        self.lock = RepoLock(common_dir)
+        self.lock = asyncio.Lock()
         self._identity: dict[str, str] | None = None
 
     @classmethod
@@ -76,6 +101,9 @@ class Worktrees:
         if code != 0:
             raise UsageError(f"{repo}: the repository has no commit yet; commit something first")
         common, head = out.split()
+        root = repo / config.root
+        if root.exists() and not root.is_dir():
+            raise UsageError(f"worktrees.root: {root} is not a directory; point it at a directory")
         if not await git_ok("check-ref-format", "--branch", f"{config.branch_prefix}x", cwd=repo):
             raise UsageError(
                 f"worktrees.branch_prefix: {config.branch_prefix!r} does not make valid branch names"
@@ -111,7 +139,7 @@ class Worktrees:
         """The issue's worktree: the existing one (adopted) or a new one from the current HEAD."""
         branch = self.branch_for(issue_id)
         ensure_ignored(self.repo, self.root)
-        async with self.lock.hold():
+        async with self.lock:
             listed = (await self._listing()).get(f"refs/heads/{branch}")
             if listed is not None and not listed.prunable:
                 if listed.path.resolve() == self.repo:
@@ -150,12 +178,12 @@ class Worktrees:
         return await git("rev-parse", "HEAD", cwd=wt.path)
 
     async def dirty(self, wt: Worktree) -> bool:
-        out = await git("status", "--porcelain", "--untracked-files=all", cwd=wt.path, env=_NO_OPTIONAL_LOCKS)
+        out = await git("status", "--porcelain", "--untracked-files=all", cwd=wt.path, env=NO_OPTIONAL_LOCKS)
         return bool(out)
 
     async def discard(self, wt: Worktree) -> None:
         """Back to the last commit: an interrupted or failed attempt's half-done edits are dropped."""
-        async with self.lock.hold():
+        async with self.lock:
             await git("reset", "-q", "--hard", "HEAD", cwd=wt.path)
             await git("clean", "-fdq", cwd=wt.path)
 
@@ -177,7 +205,7 @@ class Worktrees:
         if not expect_changes and not await self.dirty(wt):
             return None
         args = ("-c", "commit.gpgsign=false", "commit", "--no-verify", "-m", message)
-        async with self.lock.hold():
+        async with self.lock:
             await git("add", "-A", cwd=wt.path)
             code, out, err = await run_git(*args, cwd=wt.path, env=env)
         if code != 0:
@@ -189,5 +217,5 @@ class Worktrees:
 
     async def remove(self, wt: Worktree) -> None:
         """Remove the worktree directory, keep the branch."""
-        async with self.lock.hold():
+        async with self.lock:
             await git("worktree", "remove", "--force", str(wt.path), cwd=self.repo)

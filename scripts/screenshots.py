@@ -27,16 +27,18 @@ SEED = "bigend-screenshots"
 WIDE = (120, 40)
 NARROW = (90, 30)
 
-# name -> (size, keys pressed after the first paint)
-SHOTS: dict[str, tuple[tuple[int, int], Sequence[str]]] = {
-    "dashboard": (WIDE, ()),
-    "projects": (WIDE, ("2",)),
-    "run-detail": (WIDE, ("2", "tab")),
-    "events": (WIDE, ("3",)),
-    "filter": (WIDE, ("slash", *"status=blocked")),
-    "help": (WIDE, ("question_mark",)),
-    "narrow": (NARROW, ("2",)),
-    "narrow-detail": (NARROW, ("2", "enter")),
+# name -> (size, keys pressed after the first paint, what to open first: "portfolio" or nothing)
+SHOTS: dict[str, tuple[tuple[int, int], Sequence[str], str | None]] = {
+    "dashboard": (WIDE, (), None),
+    "projects": (WIDE, ("2",), None),
+    "run-detail": (WIDE, ("2", "tab"), None),
+    "events": (WIDE, ("3",), None),
+    "filter": (WIDE, ("slash", *"status=blocked"), None),
+    "help": (WIDE, ("question_mark",), None),
+    "portfolio": (WIDE, (), "portfolio"),
+    "narrow-dashboard": (NARROW, (), None),
+    "narrow": (NARROW, ("2",), None),
+    "narrow-detail": (NARROW, ("2", "enter"), None),
 }
 
 
@@ -59,11 +61,14 @@ async def shoot(state: object, out: Path) -> list[Path]:
 
     assert isinstance(state, KernelState)
     written = []
-    for name, (size, keys) in SHOTS.items():
+    for name, (size, keys, opened) in SHOTS.items():
         app = BigendApp(state=state, clock=lambda: float(NOW))
         app.animation_level = "none"
         async with app.run_test(size=size) as pilot:
             await pilot.pause()
+            if opened == "portfolio":  # the workspace's portfolio project, wherever the sidebar sorts it
+                app.open_project(next(p.path for p in state.projects if p.portfolio))
+                await pilot.pause()
             for key in keys:
                 await pilot.press(key)
                 await pilot.pause()

@@ -20,7 +20,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def ic_executable() -> list[str]:
-    """The installed `ic` console script, or the module as a fallback (same code path)."""
+    """The installed `ic` console script, or the module as a fallback (same code path).
+
+    The script beside this interpreter comes first: a `PATH` lookup may find a version manager's
+    shim (a shell script that re-resolves the interpreter), which slows every call and every timing.
+    """
+    beside = Path(sys.executable).parent / "ic"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
     found = shutil.which("ic")
     return [found] if found else [sys.executable, "-m", "kernel.cli.main"]
 

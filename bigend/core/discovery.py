@@ -27,7 +27,7 @@ ALWAYS_SKIP = frozenset(
     {
         ".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", ".tox", ".nox",
         ".mypy_cache", ".pytest_cache", ".ruff_cache", ".cache", ".idea", ".vscode", "site-packages",
-        ".next", ".gradle", ".terraform", CLAVAIN, *LEGACY_MARKERS,
+        ".next", ".gradle", ".terraform", ".orchestrator", CLAVAIN, *LEGACY_MARKERS,
     }
 )  # fmt: skip
 

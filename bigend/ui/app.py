@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from rich.text import Text
 from textual import work
+from textual.actions import SkipAction
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.command import Provider
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import Static
+from textual.widgets import Input, Static
 from textual.worker import Worker
 
 from bigend.core.snapshot import KernelState, ProjectState, RunInfo
@@ -68,15 +70,19 @@ class StateArrived(Message):
 class BigendApp(App[int]):
     CSS_PATH = str(STYLESHEET)
     TITLE = "Bigend"
-    COMMANDS = App.COMMANDS | {BigendCommands}
+    # One provider: it lists Textual's system commands too, after the app's own.
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {BigendCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("r", "refresh", "Refresh", id="app.refresh"),
-        Binding("slash", "filter", "Filter", key_display="/", id="app.filter"),
-        Binding("a", "toggle_all", "All runs", id="app.toggle_all"),
+        # In the order the footer shows them: what a newcomer needs first, quit last.
         Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
         Binding("f1", "help", "Help", show=False, id="app.help"),
+        # Priority: handled as the key arrives, before it is queued for the focused pane, so the
+        # keys typed right behind it already go to the filter bar (see action_filter).
+        Binding("slash", "filter", "Filter", key_display="/", priority=True, id="app.filter"),
+        Binding("a", "toggle_all", "All runs", id="app.toggle_all"),
+        Binding("r", "refresh", "Refresh", id="app.refresh"),
         Binding("ctrl+p", "command_palette", "Commands", id="app.palette"),
+        Binding("q", "quit", "Quit", id="app.quit"),
     ]
 
     def __init__(
@@ -190,7 +196,8 @@ class BigendApp(App[int]):
         active = views.dashboard_runs(state, now)
         if not self.filter.empty:
             active = [(p, r) for p, r in active if self.filter.matches_run(r, p.name)]
-        main.query_one("#active-runs", ActiveRunsTable).show(active, now)
+        rows = [views.dashboard_row(p, r) for p, r in active]
+        main.query_one("#active-runs", ActiveRunsTable).show(rows, now)
         projects = [p for p in state.projects if self.filter.matches_project(p.name)]
         sidebar = main.query_one("#sidebar", ProjectSidebar)
         sidebar.show(projects)
@@ -204,8 +211,10 @@ class BigendApp(App[int]):
             viewport.ingest(events, names)
         self.render_status_line()
 
-    def visible_runs(self, project: ProjectState, now: float) -> list[RunInfo]:
-        runs = views.project_runs(project, now, self.show_all)
+    def visible_runs(
+        self, project: ProjectState, now: float, child_names: Mapping[str, str] | None = None
+    ) -> list[RunInfo]:
+        runs = views.project_runs(project, now, self.show_all, child_names)
         if self.filter.empty:
             return runs
         return [r for r in runs if self.filter.matches_run(r, project.name)]
@@ -217,8 +226,13 @@ class BigendApp(App[int]):
         main = self.main
         project = views.find_project(self.state, self.selected_project)
         run_list = main.query_one("#run-list", RunList)
-        runs = self.visible_runs(project, now) if project is not None else []
-        run_list.show(project.path if project else None, runs, now)
+        if project is not None and project.portfolio:
+            names = views.child_projects(self.state, project)
+            runs = self.visible_runs(project, now, names)
+            run_list.show(project.path, runs, now, child_of=names, children=views.portfolio_children(project))
+        else:
+            runs = self.visible_runs(project, now) if project is not None else []
+            run_list.show(project.path if project else None, runs, now)
         if project is not None:
             remembered = self.selected_runs.get(project.path)
             if remembered is not None and run_list.project == project.path:
@@ -233,11 +247,14 @@ class BigendApp(App[int]):
         project = views.find_project(self.state, self.selected_project)
         run_id = self.main.query_one("#run-list", RunList).selected_key
         run = views.find_run(project, run_id)
-        self.main.query_one("#run-detail", RunDetail).show(project, run, now)
+        members = views.portfolio_members(self.state, project, run)
+        self.main.query_one("#run-detail", RunDetail).show(project, run, now, members=members)
         overlay = self.screen
         if isinstance(overlay, RunDetailScreen):
             overlay_project = views.find_project(self.state, overlay.project)
-            overlay.show(overlay_project, views.find_run(overlay_project, overlay.run_id), now)
+            overlay_run = views.find_run(overlay_project, overlay.run_id)
+            overlay_members = views.portfolio_members(self.state, overlay_project, overlay_run)
+            overlay.detail.show(overlay_project, overlay_run, now, members=overlay_members)
 
     def render_status_line(self) -> None:
         state = self.state
@@ -313,7 +330,12 @@ class BigendApp(App[int]):
         if self._filter_timer is not None:
             self._filter_timer.stop()
         text = message.text
-        self._filter_timer = self.set_timer(FILTER_DEBOUNCE, lambda: self._apply_filter(text))
+        self._filter_timer = self.set_timer(FILTER_DEBOUNCE, lambda: self._apply_typed_filter(text))
+
+    def _apply_typed_filter(self, text: str) -> None:
+        """The debounce timer's end; the app may be shutting down by then (its screens gone)."""
+        if any(isinstance(screen, MainScreen) for screen in self.screen_stack):
+            self._apply_filter(text)
 
     def on_filter_closed(self, message: FilterClosed) -> None:
         bar = self.main.query_one("#filter", FilterBar)
@@ -329,13 +351,23 @@ class BigendApp(App[int]):
 
     # -- actions -----------------------------------------------------------------------------------
     def action_filter(self) -> None:
-        if isinstance(self.screen, RunDetailScreen):
+        if isinstance(self.focused, Input):
+            raise SkipAction  # typing a `/` into the filter bar or the palette
+        if isinstance(self.screen, RunDetailScreen | HelpScreen):
             self.screen.dismiss(None)  # the filter bar lives on the main screen
         bar = self.main.query_one("#filter", FilterBar)
         if not bar.display:
             self._focus_before_filter = self.focused
         bar.display = True
         focus_now(bar)
+
+    def action_filter_term(self, key: str) -> None:
+        """Open the filter bar with `key=` ready for its value, replacing a `key=` term already there."""
+        self.action_filter()
+        bar = self.main.query_one("#filter", FilterBar)
+        kept = [token for token in bar.value.split() if not token.lower().startswith(f"{key}=")]
+        bar.value = " ".join([*kept, f"{key}="])
+        bar.cursor_position = len(bar.value)
 
     def set_filter(self, text: str) -> None:
         bar = self.main.query_one("#filter", FilterBar)

@@ -25,13 +25,26 @@ class PaletteCommand:
 
 
 class BigendCommands(Provider):
+    """The only provider: the app's own commands first, then Textual's (theme, keys, screenshot…).
+
+    Textual's system provider would list its commands before ours and add a second "Quit"; listing
+    them here keeps one ordered list.
+    """
+
     def _commands(self) -> list[PaletteCommand]:
         from bigend.ui.app import BigendApp
 
         app = self.app
         if not isinstance(app, BigendApp):
             return []
-        return palette_commands(app)
+        ours = palette_commands(app)
+        names = {command.name.lower() for command in ours}
+        system = [
+            PaletteCommand(command.title, command.help, command.callback)
+            for command in app.get_system_commands(self.screen)
+            if command.title.lower() not in names and command.discover
+        ]
+        return ours + system
 
     async def discover(self) -> Hits:
         for command in self._commands():
@@ -57,20 +70,31 @@ def literal_highlight(matcher: Matcher, candidate: str) -> Content:
 
 def palette_commands(app: BigendApp) -> list[PaletteCommand]:
     commands = [
-        PaletteCommand("Refresh now", "Re-read every project's kernel database", app.action_refresh),
-        PaletteCommand(
-            "Toggle all run history", "Active and last-24h runs, or every run", app.action_toggle_all
-        ),
-        PaletteCommand("Filter runs and events", "Open the / filter bar", app.action_filter),
         PaletteCommand(
             "Show blocked runs", "Filter: status=blocked", lambda: app.set_filter("status=blocked")
         ),
-        PaletteCommand("Clear filter", "Show everything again", lambda: app.set_filter("")),
         PaletteCommand(
             "Show dashboard", "Stats, active runs and the event stream", lambda: app.show_tab("dashboard")
         ),
         PaletteCommand("Show projects", "Sidebar, run list and detail", lambda: app.show_tab("projects")),
         PaletteCommand("Show events", "The event viewport", lambda: app.show_tab("events")),
+        PaletteCommand("Filter runs and events", "Open the / filter bar", app.action_filter),
+        PaletteCommand(
+            "Filter events by type", "Events tab, / with type= (advance, block…)", _events_filter(app, "type")
+        ),
+        PaletteCommand(
+            "Filter events by source",
+            "Events tab, / with source= (kernel, tmux, messaging…)",
+            _events_filter(app, "source"),
+        ),
+        PaletteCommand(
+            "Filter events by project", "Events tab, / with project=", _events_filter(app, "project")
+        ),
+        PaletteCommand("Clear filter", "Show everything again", lambda: app.set_filter("")),
+        PaletteCommand(
+            "Toggle all run history", "Active and last-24h runs, or every run", app.action_toggle_all
+        ),
+        PaletteCommand("Refresh now", "Re-read every project's kernel database", app.action_refresh),
         PaletteCommand("Help: keys", "Every key binding", app.action_help),
         PaletteCommand("Quit", "Leave Bigend", app.action_quit),
     ]
@@ -84,3 +108,11 @@ def palette_commands(app: BigendApp) -> list[PaletteCommand]:
 
 def _opener(app: BigendApp, path: str) -> Callable[[], None]:
     return lambda: app.open_project(path)
+
+
+def _events_filter(app: BigendApp, key: str) -> Callable[[], None]:
+    def run() -> None:
+        app.show_tab("events")
+        app.action_filter_term(key)
+
+    return run

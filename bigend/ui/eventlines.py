@@ -13,6 +13,10 @@ _TMUX_SOURCES = frozenset({"tmux"})
 _MESSAGING_SOURCES = frozenset({"messaging", "message", "mail", "chat", "slack"})
 
 
+# The family each prefix stands for: `source=kernel` in the filter keeps every [K] line.
+SOURCE_FAMILIES = {"K": "kernel", "T": "tmux", "M": "messaging"}
+
+
 def source_tag(source: str) -> tuple[str, str]:
     lowered = source.lower()
     if lowered in _TMUX_SOURCES:
@@ -20,6 +24,10 @@ def source_tag(source: str) -> tuple[str, str]:
     if lowered in _MESSAGING_SOURCES:
         return "M", "green"
     return "K", "blue"
+
+
+def source_family(source: str) -> str:
+    return SOURCE_FAMILIES[source_tag(source)[0]]
 
 
 def event_detail(event: EventInfo) -> str:

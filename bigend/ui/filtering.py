@@ -2,7 +2,8 @@
 
 `status=blocked phase=review project=api fix login` keeps what is blocked, in review, in a project whose
 name contains "api", and mentions "fix" and "login". Runs understand status/phase/project; the event
-viewport understands type/source/project; a term a view does not understand is ignored by that view.
+viewport understands type/source/project (and kind); a term a view does not understand is ignored by
+that view.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 
 from bigend.core.snapshot import EventInfo, RunInfo
 from bigend.core.status import UnifiedStatus
+from bigend.ui.eventlines import source_family
 
 RUN_KEYS = frozenset({"status", "phase", "project"})
 EVENT_KEYS = frozenset({"type", "source", "project", "kind"})
@@ -48,7 +50,7 @@ class FilterQuery:
                 return False
             if key == "kind" and value not in event.kind.lower():
                 return False
-            if key == "source" and value not in event.source.lower():
+            if key == "source" and not source_matches(value, event.source):
                 return False
             if key == "project" and value not in project_name.lower():
                 return False
@@ -60,6 +62,12 @@ class FilterQuery:
 
 
 _UNIFIED_NAMES = tuple(s.value for s in UnifiedStatus)
+
+
+def source_matches(value: str, source: str) -> bool:
+    """`source=` names the raw source (`source=dispatch`, a part will do) or the family its line prefix
+    stands for (`source=kernel` for [K], `source=tmux` for [T], `source=messaging` for [M])."""
+    return value in source.lower() or source_family(source).startswith(value)
 
 
 def status_matches(value: str, unified: UnifiedStatus, raw: str) -> bool:
@@ -74,14 +82,15 @@ def parse_filter(text: str) -> FilterQuery:
     """Split the operator's input into known `key=value` terms and free words (case-insensitive).
 
     An unknown key (`foo=bar`) is kept as a free word so a typo narrows the view instead of being
-    silently dropped.
+    silently dropped; a known key with no value yet (`type=`, being typed) filters nothing.
     """
     terms: dict[str, str] = {}
     words: list[str] = []
     for token in text.lower().split():
         key, sep, value = token.partition("=")
-        if sep and key in KNOWN_KEYS and value:
-            terms[key] = value
+        if sep and key in KNOWN_KEYS:
+            if value:
+                terms[key] = value
         elif token:
             words.append(token)
     return FilterQuery(text=text.strip(), terms=terms, words=tuple(words))

@@ -39,6 +39,17 @@ def tokens(value: int) -> str:
     return f"{value:,}"
 
 
+def tokens_compact(value: int) -> str:
+    """At most 5 characters for narrow screens: `950`, `9.5k`, `729k`, `1.2M`."""
+    if value < 1000:
+        return str(max(0, value))
+    if value < 9_950:
+        return f"{value / 1000:.1f}k"
+    if value < 999_500:
+        return f"{round(value / 1000)}k"
+    return f"{value / 1_000_000:.1f}M"
+
+
 def clock_time(timestamp: float) -> str:
     """HH:MM:SS in local time (tests pin TZ for stable screenshots)."""
     return time.strftime("%H:%M:%S", time.localtime(timestamp))

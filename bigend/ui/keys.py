@@ -24,7 +24,8 @@ def _expand(bindings: Iterable[BindingType]) -> list[Binding]:
 
 
 def describe(bindings: Iterable[BindingType]) -> list[KeyHelp]:
-    """One entry per binding id; keys that share an id are shown together (`?, f1`)."""
+    """One entry per binding id; keys that share an id are shown together (`?, f1`). A binding whose
+    footer description is terse (`type=`) carries the help text in its tooltip."""
     merged: dict[str, KeyHelp] = {}
     for binding in _expand(bindings):
         key_display = binding.key_display or binding.key
@@ -33,7 +34,7 @@ def describe(bindings: Iterable[BindingType]) -> list[KeyHelp]:
             old = merged[ident]
             merged[ident] = KeyHelp(f"{old.keys}, {key_display}", old.description, ident)
         else:
-            merged[ident] = KeyHelp(key_display, binding.description, ident)
+            merged[ident] = KeyHelp(key_display, binding.tooltip or binding.description, ident)
     return list(merged.values())
 
 

@@ -6,7 +6,8 @@ the tests, and so they can be checked without running an app.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from typing import NamedTuple
 
 from bigend.core.snapshot import EventInfo, KernelState, ProjectState, RunInfo
 from bigend.core.status import UnifiedStatus
@@ -44,6 +45,64 @@ def is_portfolio_copy(project: ProjectState, run: RunInfo) -> bool:
     return project.portfolio and run.parent_run_id is not None
 
 
+def attention_reason(project: ProjectState, run: RunInfo) -> str | None:
+    """Why a run needs the operator, in one line: its blocked reason, or for a failed or cancelled run
+    its raw status and the reason of its newest event that gives one. None for everything else."""
+    if run.unified is UnifiedStatus.BLOCKED:
+        return run.blocked_reason or "blocked"
+    if run.unified is not UnifiedStatus.ERROR:
+        return None
+    reason = next((e.reason for e in reversed(project.events) if e.run_id == run.id and e.reason), None)
+    return f"{run.status}: {reason}" if reason else run.status
+
+
+def portfolio_children(project: ProjectState) -> dict[str, int]:
+    """Parent run id -> how many child runs it coordinates (empty for an ordinary project)."""
+    if not project.portfolio:
+        return {}
+    counts: dict[str, int] = {}
+    for run in project.runs:
+        if run.parent_run_id is not None:
+            counts[run.parent_run_id] = counts.get(run.parent_run_id, 0) + 1
+    return counts
+
+
+def child_runs(state: KernelState, project: ProjectState) -> dict[str, tuple[str, RunInfo]]:
+    """For a portfolio project: copy run id -> (child project name, the run as that project has it).
+
+    The copy carries the parent's goal, so the run list labels it by its project; the child project's
+    own row is the truth (the copy follows it one relay tick later).
+    """
+    if not project.portfolio:
+        return {}
+    copies = {r.id for r in project.runs if r.parent_run_id is not None}
+    found: dict[str, tuple[str, RunInfo]] = {}
+    for other in state.projects:
+        if other.portfolio:
+            continue
+        for run in other.runs:
+            if run.parent_run_id is not None and run.id in copies:
+                found[run.id] = (other.name, run)
+    return found
+
+
+def child_projects(state: KernelState, project: ProjectState) -> dict[str, str]:
+    """For a portfolio project: copy run id -> name of the child project (labels of the run list)."""
+    return {run_id: name for run_id, (name, _) in child_runs(state, project).items()}
+
+
+def portfolio_members(
+    state: KernelState, project: ProjectState | None, run: RunInfo | None
+) -> list[tuple[str, RunInfo]]:
+    """(child project name, child run) of each child of a portfolio parent; empty for any other run."""
+    if project is None or run is None or not project.portfolio or run.parent_run_id is not None:
+        return []
+    found = child_runs(state, project)
+    members = [found.get(r.id, (r.id, r)) for r in project.runs if r.parent_run_id == run.id]
+    members.sort(key=lambda member: member[0])
+    return members
+
+
 def dashboard_runs(state: KernelState, now: float) -> list[tuple[ProjectState, RunInfo]]:
     """Live runs of every project plus runs that failed in the last hour, Blocked and Error first.
 
@@ -63,15 +122,48 @@ def dashboard_runs(state: KernelState, now: float) -> list[tuple[ProjectState, R
     return rows
 
 
-def project_runs(project: ProjectState, now: float, show_all: bool) -> list[RunInfo]:
-    """The run list: live runs and runs finished in the last 24 h, or everything with `show_all`."""
+class DashboardRow(NamedTuple):
+    """One row of the dashboard's Active runs table."""
+
+    project: ProjectState
+    run: RunInfo
+    why: str | None  # attention_reason: shown under the goal
+    children: int  # a portfolio parent: how many child runs it coordinates
+
+
+def dashboard_row(project: ProjectState, run: RunInfo) -> DashboardRow:
+    children = portfolio_children(project).get(run.id, 0) if project.portfolio else 0
+    return DashboardRow(project, run, attention_reason(project, run), children)
+
+
+def project_runs(
+    project: ProjectState, now: float, show_all: bool, child_names: Mapping[str, str] | None = None
+) -> list[RunInfo]:
+    """The run list: live runs and runs finished in the last 24 h, or everything with `show_all`.
+
+    In a portfolio project each parent comes first and its child runs right under it, by child
+    project name (`child_names`, from child_projects) as the parent's detail lists them.
+    """
     runs = [r for r in project.runs if show_all or is_live(r) or now - finished_at(r) <= DAY]
-    runs.sort(key=run_order)
+    if not project.portfolio:
+        runs.sort(key=run_order)
+        return runs
+    parents = {r.id: r for r in project.runs if r.parent_run_id is None}
+    names = child_names or {}
+
+    def grouped(run: RunInfo) -> tuple[object, ...]:
+        parent = parents.get(run.parent_run_id or "", run)
+        return (*run_order(parent), parent is not run, names.get(run.id, ""), run.id)
+
+    runs.sort(key=grouped)
     return runs
 
 
 def blocked_count(project: ProjectState) -> int:
-    return sum(1 for r in project.runs if r.unified is UnifiedStatus.BLOCKED)
+    """Blocked runs of the project itself (a portfolio's copies are counted in their own projects)."""
+    return sum(
+        1 for r in project.runs if r.unified is UnifiedStatus.BLOCKED and not is_portfolio_copy(project, r)
+    )
 
 
 def find_project(state: KernelState, path: str | None) -> ProjectState | None:

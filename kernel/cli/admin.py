@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
+import sqlite3
+import sys
 from pathlib import Path
 
 from kernel import __version__
 from kernel import db as kdb
+from kernel.cli import output
 from kernel.cli.common import Ctx, Parser
 
 
@@ -39,26 +41,45 @@ def _init(args: argparse.Namespace, ctx: Ctx) -> int:
 
 
 def _health(args: argparse.Namespace, ctx: Ctx) -> int:
+    conn = ctx.conn()  # an unopenable, uninitialised or other-schema database fails here, one line
     path = ctx.db_path()
-    conn = ctx.conn()
-    integrity = conn.execute("PRAGMA quick_check").fetchone()[0]
-    journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    counts = {
-        table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-        for table in ("runs", "dispatches", "events")
-    }
-    ok = integrity == "ok"
+    problems = _integrity_problems(conn)
     result = {
         "path": str(path),
-        "ok": ok,
-        "integrity": integrity,
-        "journal_mode": journal,
+        "ok": not problems,
+        "integrity": "; ".join(problems) or "ok",
+        "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
         "schema_version": kdb.read_schema_version(conn, path),
-        "writable": os.access(path, os.W_OK),
-        **counts,
+        "writable": kdb.unwritable_reason(path) is None,
+        **{table: _count(conn, table) for table in ("runs", "dispatches", "events")},
     }
     ctx.emit(result)
-    return 0 if ok else 2
+    if problems:
+        first = output.one_line(problems[0])
+        sys.stderr.write(
+            f"ic: {path}: integrity check failed ({first}); restore an intercore.db.bak-* copy or "
+            "move the file aside and run `ic init`\n"
+        )
+        return 2
+    return 0
+
+
+def _integrity_problems(conn: sqlite3.Connection, most: int = 5) -> list[str]:
+    """What `PRAGMA quick_check` finds wrong (nothing when healthy); a check that fails is a finding."""
+    try:
+        text = "\n".join(str(row[0]) for row in conn.execute(f"PRAGMA quick_check({most})"))
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("*** in database")]
+    return [] if lines == ["ok"] else lines
+
+
+def _count(conn: sqlite3.Connection, table: str) -> int:
+    """Rows in `table`, or -1 when a damaged database cannot count them."""
+    try:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    except sqlite3.DatabaseError:
+        return -1
 
 
 def _version(args: argparse.Namespace, ctx: Ctx) -> int:

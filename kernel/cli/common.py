@@ -7,7 +7,6 @@ import json
 import sqlite3
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -15,31 +14,57 @@ from kernel import db as kdb
 from kernel.cli import output
 from kernel.errors import UsageError
 
+GLOBAL_OPTIONS_EPILOG = (
+    "global options (before or after the command): --db=PATH, --json, --timeout=DUR, --verbose; "
+    "see `ic --help`"
+)
+
+
+def usage_error(prog: str, message: str) -> UsageError:
+    """A usage error naming the command it concerns and where its help is (main prefixes "ic: ")."""
+    return UsageError(f"{prog.removeprefix('ic ')}: {message} (see `{prog} --help`)")
+
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is exit 3 with one line (DESIGN 3.2), not argparse's exit 2."""
+    """argparse, but a usage error is exit 3 with one line (DESIGN 3.2), not argparse's exit 2.
+
+    Each parser records its prog as the `command_prog` default: after parsing, the deepest
+    subcommand's wins, so main can name it when arguments are left over.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("epilog", GLOBAL_OPTIONS_EPILOG)
         super().__init__(*args, **kwargs)
+        self.set_defaults(command_prog=self.prog)
 
     def error(self, message: str) -> NoReturn:
-        # main prints "ic: " before every error; the prog without it names the command.
-        raise UsageError(f"{self.prog.removeprefix('ic ')}: {message} (see `{self.prog} --help`)")
+        raise usage_error(self.prog, message)
 
 
 Handler = Callable[[argparse.Namespace, "Ctx"], int]
 
 
-@dataclass
 class Ctx:
-    """Global options plus a lazily opened connection, handed to every command handler."""
+    """Global options plus a lazily opened connection, handed to every command handler.
 
-    db: str | None = None
-    json: bool = False
-    timeout: float = kdb.DEFAULT_TIMEOUT
-    verbose: bool = False
-    _conn: sqlite3.Connection | None = field(default=None, repr=False)
+    A plain slotted class, not a dataclass: every `ic` call builds one, and start-up is benchmarked.
+    """
+
+    __slots__ = ("_conn", "db", "json", "timeout", "verbose")
+
+    def __init__(
+        self,
+        db: str | None = None,
+        json: bool = False,
+        timeout: float = kdb.DEFAULT_TIMEOUT,
+        verbose: bool = False,
+    ) -> None:
+        self.db = db
+        self.json = json
+        self.timeout = timeout
+        self.verbose = verbose
+        self._conn: sqlite3.Connection | None = None
 
     def db_path(self) -> Path:
         return kdb.resolve_db_path(self.db)
@@ -81,25 +106,45 @@ class Ctx:
 
 
 def parse_json_arg(text: str, flag: str) -> Any:
+    """The flag's JSON value; NaN, Infinity and overflowing numbers are refused: every output is JSON
+    that strict parsers accept, and such a value would be stored and printed back as is."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_non_finite, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise UsageError(f"--{flag} is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except ValueError as exc:
+        raise UsageError(f"--{flag} is not valid JSON: {exc}") from None
 
 
-def non_negative_int(flag: str) -> Callable[[str], int]:
-    """An argparse `type=` that reports the flag by name when the value is not an int >= 0."""
+def _non_finite(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is too large for a number")
+    return value
+
+
+def bounded_int(flag: str, low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse `type=` for a whole number in low..high that names the flag when it is not one."""
 
     def convert(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"--{flag} must be a whole number, got {text!r}") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"--{flag} must be >= 0, got {value}")
+        if value < low or (high is not None and value > high):
+            bound = f"{low}..{high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"--{flag} must be {bound}, got {value}")
         return value
 
     return convert
+
+
+def non_negative_int(flag: str) -> Callable[[str], int]:
+    return bounded_int(flag, 0)
 
 
 def add_subcommands(parser: Parser, title: str = "commands") -> argparse._SubParsersAction[Parser]:

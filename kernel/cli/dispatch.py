@@ -78,7 +78,10 @@ def build(parser: Parser, name: str) -> None:
     )
     p.set_defaults(handler=_wait)
 
-    p = subs.add_parser("kill", help="cancel a dispatch: TERM its process group, KILL after --grace")
+    p = subs.add_parser(
+        "kill",
+        help="cancel a dispatch: TERM its process group, KILL after --grace (exit 1 if it had ended)",
+    )
     p.add_argument("id")
     p.add_argument("--grace", default="5s", metavar="DUR", help="time between TERM and KILL (default 5s)")
     p.set_defaults(handler=_kill)
@@ -90,7 +93,10 @@ def build(parser: Parser, name: str) -> None:
     p.add_argument("--cache", dest="cache_tokens", type=non_negative_int("cache"), default=0)
     p.set_defaults(handler=_tokens)
 
-    p = subs.add_parser("prune", help="delete dispatches that ended more than --older-than ago")
+    p = subs.add_parser(
+        "prune",
+        help="delete dispatches that ended more than --older-than ago (not those with live processes)",
+    )
     p.add_argument("--older-than", required=True, metavar="DUR", help="e.g. 7d")
     p.set_defaults(handler=_prune)
 
@@ -172,7 +178,10 @@ def _kill(args: argparse.Namespace, ctx: Ctx) -> int:
     before = api.get(conn, args.id)
     if before.is_terminal:
         raise Refused(f"dispatch {before.id} already ended ({before.status}); nothing to kill")
-    _emit_dispatch(ctx, api.kill(conn, args.id, grace_s=grace))
+    row = api.kill(conn, args.id, grace_s=grace)
+    if row.status != "cancelled":  # it ended on its own while we were asking
+        raise Refused(f"dispatch {row.id} already ended ({row.status}); nothing to kill")
+    _emit_dispatch(ctx, row)
     return 0
 
 
@@ -191,6 +200,9 @@ def _prune(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel.dispatch import api
 
     older = _duration(args.older_than, "older-than") or 0.0
-    count = api.prune(ctx.conn(), older)
-    ctx.emit({"pruned": count}, f"pruned {count} dispatches")
+    done = api.prune(ctx.conn(), older)
+    text = f"pruned {done.pruned} dispatches"
+    if done.kept_live:
+        text += f"; kept {done.kept_live} that ended but still have running processes"
+    ctx.emit({"pruned": done.pruned}, text)
     return 0

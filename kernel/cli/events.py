@@ -3,7 +3,10 @@
 Delivery rule for durable consumers: a batch is written and flushed to stdout first, and only then is
 the consumer's cursor moved past it, so a consumer killed at any point resumes with nothing skipped.
 SIGINT/SIGTERM only raise a flag that is checked between batches, so a clean stop never leaves a
-delivered batch unrecorded (which would repeat it on restart).
+delivered batch unrecorded (which would repeat it on restart). A consumer name is held by one process
+at a time (`events.hold_consumer`); a second `tail --consumer` or a `cursor reset` of it is exit 1.
+
+Text output is for terminals: control characters in event text are shown as escapes, never obeyed.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import os
 import sqlite3
 import sys
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from types import FrameType
+from typing import Any
 
 from kernel import events
 from kernel.cli import output
@@ -34,16 +39,24 @@ def build(parser: Parser, name: str) -> None:
         help="print events of <run> or --all (JSON lines under --json, tab-separated otherwise)",
         description=(
             "Without --since/--consumer: the newest --limit events (default 100). With --since=ID or "
-            "--consumer=NAME: the events after that position (at most --limit). --follow then keeps "
-            "printing new events until SIGINT/SIGTERM. Text columns: id, timestamp, run_id, source, "
-            "type, from_state, to_state, reason."
+            "--consumer=NAME: the events after that position (at most --limit, default all). --follow "
+            "then keeps printing new events until SIGINT/SIGTERM. Text columns: id, timestamp, run_id, "
+            "source, type, from_state, to_state, reason (control characters shown as escapes)."
         ),
     )
     p.add_argument("run", nargs="?", help="only the events of this run")
     p.add_argument("--all", action="store_true", help="the events of every run and none")
-    p.add_argument("--since", type=non_negative_int("since"), metavar="ID", help="events after this id")
-    p.add_argument("--limit", type=non_negative_int("limit"), metavar="N")
-    p.add_argument("--consumer", metavar="NAME", help="durable cursor: resume where NAME stopped")
+    p.add_argument(
+        "--since", type=non_negative_int("since"), metavar="ID", help="events after this id (0..newest id)"
+    )
+    p.add_argument(
+        "--limit", type=non_negative_int("limit"), metavar="N", help="at most N events before --follow"
+    )
+    p.add_argument(
+        "--consumer",
+        metavar="NAME",
+        help="durable cursor: resume where NAME stopped; one process per NAME at a time (else exit 1)",
+    )
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     p.set_defaults(handler=_tail)
 
@@ -51,7 +64,9 @@ def build(parser: Parser, name: str) -> None:
     csubs = add_subcommands(cursor)
     c = csubs.add_parser("list", help="list cursors: consumer, last_event_id, created_at, updated_at")
     c.set_defaults(handler=_cursor_list)
-    c = csubs.add_parser("reset", help="move a stopped consumer: it next reads the events after --to")
+    c = csubs.add_parser(
+        "reset", help="move a consumer that is not running: it next reads the events after --to"
+    )
     c.add_argument("name")
     c.add_argument("--to", type=non_negative_int("to"), default=0, metavar="ID", help="default 0")
     c.set_defaults(handler=_cursor_reset)
@@ -61,11 +76,13 @@ def build(parser: Parser, name: str) -> None:
     c.set_defaults(handler=_cursor_register)
 
     p = subs.add_parser("record", help="append an event from outside the kernel (hooks, tmux, messaging)")
-    p.add_argument("--source", required=True)
-    p.add_argument("--type", required=True)
+    p.add_argument("--source", required=True, help="who writes it, e.g. hook, tmux (not a kernel source)")
+    p.add_argument("--type", required=True, help="what happened, e.g. pane.opened")
     p.add_argument("--run", metavar="ID", help="the run it belongs to (must exist)")
-    p.add_argument("--payload", metavar="JSON", help="a JSON object (64 KiB, depth 32, no secrets)")
-    p.add_argument("--reason", metavar="TEXT")
+    p.add_argument(
+        "--payload", metavar="JSON|-", help="a JSON object (64 KiB, depth 32, no secrets); - reads stdin"
+    )
+    p.add_argument("--reason", metavar="TEXT", help="free text, at most 4096 characters")
     p.set_defaults(handler=_record)
 
 
@@ -106,6 +123,20 @@ class _Delivery:
             events.advance_cursor(self.conn, self.consumer, batch[-1].id)
 
 
+# JSON escapes C0 controls itself but not DEL or the C1 controls, which some terminals obey.
+_JSON_C1 = {c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)}
+
+
+def printable(value: object) -> str:
+    """One cell of a text table: `-` for null; tabs and line breaks spaces, other controls escapes."""
+    return "-" if value is None else output.one_line(str(value))
+
+
+def printable_json(value: Any) -> str:
+    """Compact JSON safe for a terminal and still valid JSON of the same value (DEL and C1 escaped)."""
+    return output.dumps(value).translate(_JSON_C1)
+
+
 def _json_line(event: Event) -> str:
     line = output.dumps(event.to_json())
     if not events.is_unicode(line):
@@ -117,8 +148,7 @@ def _json_line(event: Event) -> str:
 
 def _text_line(event: Event) -> str:
     cells = (event.id, event.timestamp, event.run_id, event.source, event.type, event.from_state)
-    values = [*cells, event.to_state, event.reason]
-    line = "\t".join("-" if v is None else str(v).replace("\t", " ").replace("\n", " ") for v in values)
+    line = "\t".join(printable(v) for v in (*cells, event.to_state, event.reason))
     if not events.is_unicode(line):
         line = line.encode("utf-8", "backslashreplace").decode("utf-8")
     return line + "\n"
@@ -133,18 +163,26 @@ def _tail(args: argparse.Namespace, ctx: Ctx) -> int:
     run_id: str | None = args.run
     if run_id is not None:
         events.require_run_or_events(conn, run_id)
+    if args.since is not None:
+        events.check_position(conn, args.since, "since")
     stop = _StopFlag()
     if args.follow or args.consumer is not None:
         stop.install()
     deliver = _Delivery(conn, ctx.json, args.consumer)
-    try:
-        position = _backlog(conn, args, run_id, deliver, stop)
-        if args.follow:
-            _follow(conn, run_id, position, deliver, stop)
-    except BrokenPipeError:
-        # The reader went away: nothing more to deliver, and the undelivered batch keeps its cursor.
-        _silence_stdout()
+    with _held(ctx, args.consumer):
+        try:
+            position = _backlog(conn, args, run_id, deliver, stop)
+            if args.follow:
+                _follow(conn, run_id, position, deliver, stop)
+        except BrokenPipeError:
+            # The reader went away: nothing more to deliver, and the undelivered batch keeps its cursor.
+            _silence_stdout()
     return 0
+
+
+def _held(ctx: Ctx, consumer: str | None) -> AbstractContextManager[None]:
+    """Exclusive use of the consumer name for this process (nothing to hold without one)."""
+    return nullcontext() if consumer is None else events.hold_consumer(ctx.db_path(), consumer)
 
 
 def _backlog(
@@ -216,19 +254,22 @@ def _emit_cursor(ctx: Ctx, cursor: EventCursor) -> None:
 
 def _cursor_list(args: argparse.Namespace, ctx: Ctx) -> int:
     rows = events.list_cursors(ctx.conn())
-    if ctx.json:
-        for row in rows:
-            output.emit_json(row.to_json())
-    else:
-        output.emit_table(
+    ctx.emit(
+        [r.to_json() for r in rows],
+        lambda: output.emit_table(
             ((r.consumer, r.last_event_id, r.created_at, r.updated_at) for r in rows),
             header=("consumer", "last_event_id", "created_at", "updated_at"),
-        )
+        ),
+    )
     return 0
 
 
 def _cursor_reset(args: argparse.Namespace, ctx: Ctx) -> int:
-    _emit_cursor(ctx, events.reset_cursor(ctx.conn(), args.name, args.to))
+    conn = ctx.conn()
+    events.check_label(args.name, "consumer name")
+    events.get_cursor(conn, args.name)  # unknown: exit 1 before a lock file is made for it
+    with events.hold_consumer(ctx.db_path(), args.name):
+        _emit_cursor(ctx, events.reset_cursor(conn, args.name, args.to))
     return 0
 
 
@@ -252,9 +293,13 @@ def _record(args: argparse.Namespace, ctx: Ctx) -> int:
     events.check_label(args.type, "--type")
     payload = None
     if args.payload is not None:
+        from kernel.cli.state import read_stdin
         from kernel.state import parse_payload
 
-        payload = parse_payload(args.payload, what="--payload")
+        text = args.payload
+        if text == "-":
+            text = read_stdin("--payload", "echo '{\"pane\": 3}' | ic events record ... --payload=-")
+        payload = parse_payload(text, what="--payload")
         if not isinstance(payload, dict):
             raise UsageError("--payload must be a JSON object, e.g. --payload='{\"pane\": 3}'")
     event = events.record_external(

@@ -15,20 +15,32 @@ def build(parser: Parser, name: str) -> None:
     parser.description = "Gates: check, override and list rules."
     subs = add_subcommands(parser)
 
-    p = subs.add_parser("check", help="evaluate the gate of the hop `ic run advance` would take")
-    p.add_argument("run")
-    p.add_argument("--priority", type=non_negative_int("priority"), default=1,
-                   help="0-1 hard (default 1), 2-3 soft, >= 4 no gate")  # fmt: skip
+    p = subs.add_parser(
+        "check", help="evaluate the gate of the hop `ic run advance` would take (exit 1 when it fails)",
+        description="Evaluate the gate of exactly the hop `ic run advance` would take now (skips "
+        "included), without moving the run or writing anything. Exit 1 when it fails.",
+    )  # fmt: skip
+    p.add_argument("run", metavar="RUN", help="the run id")
+    p.add_argument("--priority", type=non_negative_int("priority"), default=1, metavar="N",
+                   help="gate tier: 0-1 hard (default 1), 2-3 soft, >= 4 none")  # fmt: skip
     p.set_defaults(handler=_check)
 
-    p = subs.add_parser("override", help="advance past a blocked gate, recording why")
-    p.add_argument("run")
-    p.add_argument("--reason", required=True)
+    p = subs.add_parser(
+        "override", help="advance past the gate whatever it says, recording why",
+        description="Advance the run one hop past its gate (also through a pause), writing a "
+        "gate/override event with the reason and the evidence.",
+    )  # fmt: skip
+    p.add_argument("run", metavar="RUN", help="the run id")
+    p.add_argument("--reason", required=True, metavar="TEXT", help="why the gate is overridden")
     p.set_defaults(handler=_override)
 
-    p = subs.add_parser("rules", help="list gate rules: the default table, or a run's")
-    p.add_argument("--phase", help="only rules for leaving this phase")
-    p.add_argument("--run", help="the rules that apply to this run")
+    p = subs.add_parser(
+        "rules", help="list gate rules: the default table, or a run's",
+        description="List gate rules, keyed by the phase being left: the default table, or with --run "
+        "the table that run uses plus the conditions added because of what it is (phase *).",
+    )  # fmt: skip
+    p.add_argument("--phase", metavar="PHASE", help="only rules for leaving this phase")
+    p.add_argument("--run", metavar="RUN", help="the rules that apply to this run")
     p.set_defaults(handler=_rules)
 
 

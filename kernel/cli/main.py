@@ -22,7 +22,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "events": ("kernel.cli.events", "the unified event stream: tail, follow, cursors, record"),
     "state": ("kernel.cli.state", "key/scope JSON state with TTL"),
     "sentinel": ("kernel.cli.sentinel", "rate-limiting sentinels"),
-    "portfolio": ("kernel.cli.portfolio", "cross-project portfolio runs: deps, order, status, relay"),
+    "portfolio": ("kernel.cli.portfolio", "cross-project portfolio runs: deps, order, status, relay, cursors, slots"),
 }
 
 # Global options, accepted before or after the command (DESIGN 3.2).
@@ -107,52 +107,71 @@ def _own_flags(group: str, subcommand: str) -> set[str]:
 
 
 def run(argv: Sequence[str]) -> int:
-    from kernel.cli.common import Ctx, Parser
+    from kernel.cli.common import Ctx, Parser, usage_error
     from kernel.durations import parse_duration
     from kernel.errors import KernelError, UsageError
 
     ctx = Ctx()
     try:
+        for word in argv:
+            # Bytes the OS could not decode arrive as lone surrogates; stored, they would break every
+            # later read of the row. Refuse them once here instead of in each command.
+            if not word.isascii() and any("\udc80" <= ch <= "\udcff" for ch in word):
+                raise UsageError(
+                    f"argument {word.encode('utf-8', 'backslashreplace').decode()!r} is not valid UTF-8; "
+                    "ic takes UTF-8 text"
+                )
         found, rest = _split_globals(argv)
         ctx.db = str(found["db"]) if "db" in found else None
         ctx.json = bool(found.get("json", False))
         ctx.verbose = bool(found.get("verbose", False))
         if "timeout" in found:
             ctx.timeout = parse_duration(str(found["timeout"]), flag="timeout")
-        if not rest or rest[0] in ("-h", "--help", "help"):
+        if not rest:
+            raise UsageError("no command given; run `ic --help` for the list of commands")
+        if rest[0] in ("-h", "--help", "help"):
             sys.stdout.write(_usage() + "\n")
-            return 0 if rest else 3
+            return 0
         name = rest[0]
         if name not in GROUPS:
             raise UsageError(f"unknown command {name!r}; run `ic --help` for the list")
         module = importlib.import_module(GROUPS[name][0])
         parser = Parser(prog=f"ic {name}", description=GROUPS[name][1])
         module.build(parser, name)
-        args = parser.parse_args(rest[1:])
+        args, extra = parser.parse_known_args(rest[1:])
+        if extra:  # argparse would blame `ic <group>`; name the subcommand that was given them
+            raise usage_error(args.command_prog, f"unrecognized arguments: {' '.join(extra)}")
         code: int = args.handler(args, ctx)
         return code
     except KernelError as exc:
-        sys.stderr.write(f"ic: {exc.message}\n")
-        return exc.exit_code
+        return _fail(exc.message, exc.exit_code)
     except SystemExit as exc:  # argparse --help
         return exc.code if isinstance(exc.code, int) else 0
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt:  # a write in progress was rolled back by write_tx
+        return _fail("interrupted", 130)
     except BrokenPipeError:
         return 0
     except sqlite3.Error as exc:
-        text = str(exc) or type(exc).__name__
-        sys.stderr.write(f"ic: database error: {text}\n")
-        return 2
+        from kernel import db as kdb
+
+        return _fail(kdb.explain(exc, kdb.only_database_opened(), ctx.timeout).message, 2)
     except Exception as exc:  # the contract is one line, never a traceback
-        sys.stderr.write(f"ic: unexpected {type(exc).__name__}: {exc}\n")
         if ctx.verbose:
             import traceback
 
             traceback.print_exc()
-        return 2
+        return _fail(f"unexpected {type(exc).__name__}: {exc}", 2)
     finally:
         ctx.close()
+
+
+def _fail(message: str, code: int) -> int:
+    """The one error line: user text inside a message (a path, a name) can neither break it nor
+    drive the terminal."""
+    from kernel.cli.output import one_line
+
+    sys.stderr.write(f"ic: {one_line(message)}\n")
+    return code
 
 
 def main() -> None:

@@ -11,7 +11,9 @@ import sqlite3
 import sys
 from typing import TYPE_CHECKING
 
+from kernel.cli import output
 from kernel.cli.common import Ctx, Parser, add_subcommands
+from kernel.cli.run_portfolio import whole_number
 
 if TYPE_CHECKING:
     from kernel.portfolio.relay import TickReport
@@ -72,6 +74,47 @@ def build(parser: Parser, name: str) -> None:
     p.add_argument("--once", action="store_true", help="one tick, then exit")
     p.set_defaults(handler=_relay)
 
+    p = subs.add_parser(
+        "slots",
+        help="the dispatch slots held against the portfolio's max_dispatches",
+        description="One row per running child dispatch that holds a slot of the portfolio's "
+        "--max-dispatches: dispatch, project, holder pid, when taken, and whether it is still live (a dead "
+        "one is reclaimed by the next spawn that finds the portfolio full).",
+    )
+    p.add_argument("portfolio")
+    p.set_defaults(handler=_slots)
+
+    cur = subs.add_parser(
+        "cursor",
+        help="the relay's cursor per child project; reset one after its database was replaced",
+        description="The relay remembers, per child project, the last project event it relayed. When a "
+        "project database is replaced (restored from a backup, re-created), relaying from it stops until "
+        "its cursor is reset here.",
+    )
+    cur_subs = add_subcommands(cur)
+    c = cur_subs.add_parser(
+        "list",
+        help="each child project's cursor and whether relaying from it is stopped",
+        description="Each child project's relay cursor (the last project event id relayed) and its state: "
+        "ok, or replaced (relaying stopped until `cursor reset`).",
+    )
+    c.add_argument("portfolio")
+    c.set_defaults(handler=_cursor_list)
+    c = cur_subs.add_parser(
+        "reset",
+        help="point a project's cursor at its newest event (or --to=ID) and resume relaying it",
+        description="Point the project's relay cursor at its newest event (nothing already there is "
+        "relayed), or at --to=ID (the events after ID are relayed; 0: its whole history). Clears the "
+        "stop of a replaced database. The project must hold the portfolio's child run.",
+    )
+    c.add_argument("portfolio")
+    c.add_argument("--project", required=True, help="child project path (made absolute)")
+    c.add_argument(
+        "--to", type=whole_number("to", 0, "a whole number (an event id)"),
+        help="event id in the project database (default: its newest)",
+    )  # fmt: skip
+    c.set_defaults(handler=_cursor_reset)
+
     dep = subs.add_parser(
         "dep",
         help="dependencies between the portfolio's projects",
@@ -99,7 +142,6 @@ def build(parser: Parser, name: str) -> None:
 def _status(args: argparse.Namespace, ctx: Ctx) -> int:
     from dataclasses import asdict
 
-    from kernel.cli import output
     from kernel.portfolio.contracts import PortfolioStatus
     from kernel.portfolio.lookup import get_portfolio
     from kernel.portfolio.status import portfolio_status
@@ -119,7 +161,9 @@ def _status(args: argparse.Namespace, ctx: Ctx) -> int:
     ctx.emit(body, text)
     for row in rows:
         if row.error:
-            sys.stderr.write(f"ic: {row.project}: {row.error} (showing the relayed copy)\n")
+            sys.stderr.write(
+                output.one_line(f"ic: {row.project}: {row.error} (showing the relayed copy)") + "\n"
+            )
     return 0
 
 
@@ -130,7 +174,7 @@ def _order(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel.portfolio.status import portfolio_order
 
     order = portfolio_order(portfolio_conn(ctx), args.portfolio)
-    ctx.emit(asdict(PortfolioOrder(args.portfolio, order)), "\n".join(order))
+    ctx.emit(asdict(PortfolioOrder(args.portfolio, order)), lambda: output.emit_table((p,) for p in order))
     return 0
 
 
@@ -138,7 +182,7 @@ def _dep_add(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel.portfolio.deps import add_dep
 
     dep = add_dep(portfolio_conn(ctx), args.portfolio, args.upstream, args.downstream)
-    ctx.emit(dep.to_json(), f"added {dep.upstream} -> {dep.downstream}")
+    ctx.emit(dep.to_json(), output.one_line(f"added {dep.upstream} -> {dep.downstream}"))
     return 0
 
 
@@ -146,12 +190,11 @@ def _dep_remove(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel.portfolio.deps import remove_dep
 
     dep = remove_dep(portfolio_conn(ctx), args.portfolio, args.upstream, args.downstream)
-    ctx.emit(dep.to_json(), f"removed {dep.upstream} -> {dep.downstream}")
+    ctx.emit(dep.to_json(), output.one_line(f"removed {dep.upstream} -> {dep.downstream}"))
     return 0
 
 
 def _dep_list(args: argparse.Namespace, ctx: Ctx) -> int:
-    from kernel.cli import output
     from kernel.portfolio.deps import list_deps
 
     deps = list_deps(portfolio_conn(ctx), args.portfolio)
@@ -162,65 +205,131 @@ def _dep_list(args: argparse.Namespace, ctx: Ctx) -> int:
     return 0
 
 
+def _slots(args: argparse.Namespace, ctx: Ctx) -> int:
+    from kernel.portfolio.slots import list_slots
+
+    conn = portfolio_conn(ctx)
+    parent, slots = list_slots(conn, args.portfolio)
+
+    def text() -> None:
+        output.emit_table(
+            ((s.dispatch_id, s.project_dir, s.pid, s.acquired_at, live) for s, live in slots),
+            ("dispatch", "project", "pid", "acquired_at", "live"),
+        )
+        limit = "no limit" if parent.max_dispatches is None else f"max_dispatches {parent.max_dispatches}"
+        output.emit_line(f"{len(slots)} held ({limit})")
+
+    ctx.emit([s.to_json() for s, _ in slots], text)
+    return 0
+
+
+def _cursor_list(args: argparse.Namespace, ctx: Ctx) -> int:
+    from kernel.portfolio.cursors import list_cursors
+
+    cursors = list_cursors(portfolio_conn(ctx), args.portfolio)
+    ctx.emit(
+        [c.to_json() for c in cursors],
+        lambda: output.emit_table(
+            ((c.project_dir, c.position, "replaced" if c.stalled else "ok", c.updated_at) for c in cursors),
+            ("project", "cursor", "state", "updated_at"),
+        ),
+    )
+    return 0
+
+
+def _cursor_reset(args: argparse.Namespace, ctx: Ctx) -> int:
+    from kernel.portfolio.cursors import reset_cursor
+
+    cursor = reset_cursor(portfolio_conn(ctx), args.portfolio, args.project, args.to)
+    ctx.emit(
+        cursor.to_json(),
+        f"relay cursor of {output.one_line(cursor.project_dir)} set to {cursor.last_event_id}",
+    )
+    return 0
+
+
 # -- relay ------------------------------------------------------------------------------------------
 
-
-def _report_tick(ctx: Ctx, report: TickReport, seen_errors: dict[str, str], *, always: bool) -> None:
-    from kernel.cli import output
-
-    for child in report.children:
-        if child.error is None:
-            seen_errors.pop(child.project, None)
-        elif seen_errors.get(child.project) != child.error:
-            seen_errors[child.project] = child.error
-            sys.stderr.write(f"ic: relay: {child.project}: {child.error}; skipped\n")
-    if not always and report.relayed == 0:
-        return
-    if ctx.json:
-        output.emit_json(report.to_json())
-    elif always:
-        output.emit_table(
-            ((c.project, c.relayed, c.cursor, c.error) for c in report.children),
-            ("project", "relayed", "cursor", "error"),
-        )
-    else:
-        moved = sum(1 for c in report.children if c.relayed)
-        events = "event" if report.relayed == 1 else "events"
-        projects = "project" if moved == 1 else "projects"
-        output.emit_line(f"relayed {report.relayed} {events} from {moved} {projects}")
-    sys.stdout.flush()
+MIN_INTERVAL = 0.01  # below this the loop would only burn a core: nothing changes that fast
 
 
-def _report_error(message: str) -> None:
-    sys.stderr.write(f"ic: relay: {message}\n")
-    sys.stderr.flush()
+class _RelayReporter:
+    """What the relay prints: ticks on stdout; each problem on stderr once, until it changes or clears
+    (a relay that runs for days must not repeat the same line every two seconds)."""
+
+    def __init__(self, ctx: Ctx, *, always: bool) -> None:
+        self.ctx = ctx
+        self.always = always  # --once: the table even when nothing moved
+        self.seen: dict[str, str] = {}  # project (or "" for the portfolio database) -> last problem
+
+    def _say(self, key: str, problem: str, line: str) -> None:
+        if self.seen.get(key) != problem:
+            self.seen[key] = problem
+            sys.stderr.write(output.one_line(line) + "\n")
+            sys.stderr.flush()
+
+    def error(self, message: str) -> None:
+        self._say("", message, f"ic: relay: {message}; retrying")
+
+    def tick(self, report: TickReport) -> None:
+        self.seen.pop("", None)
+        for child in report.children:
+            if child.error is None:
+                self.seen.pop(child.project, None)
+                continue
+            where = "" if child.error.startswith(child.project) else f"{child.project}: "
+            problem = "stalled" if child.stalled else child.error  # a stop is said once, whatever wording
+            self._say(child.project, problem, f"ic: relay: {where}{child.error}; skipped")
+        if report.stopped:
+            sys.stderr.write(f"ic: relay: stopped by a signal after {len(report.children)} project(s)\n")
+        if not self.always and report.relayed == 0:
+            return
+        if self.ctx.json:
+            output.emit_json(report.to_json())
+        elif self.always:
+            output.emit_table(
+                ((c.project, c.relayed, c.cursor, c.error) for c in report.children),
+                ("project", "relayed", "cursor", "error"),
+            )
+        else:
+            moved = sum(1 for c in report.children if c.relayed)
+            events = "event" if report.relayed == 1 else "events"
+            projects = "project" if moved == 1 else "projects"
+            output.emit_line(f"relayed {report.relayed} {events} from {moved} {projects}")
+        sys.stdout.flush()
 
 
 def _relay(args: argparse.Namespace, ctx: Ctx) -> int:
+    from pathlib import Path
+
     from kernel.durations import parse_duration
+    from kernel.errors import UsageError
     from kernel.portfolio.childdb import CHILD_TIMEOUT
     from kernel.portfolio.lookup import get_portfolio
     from kernel.portfolio.relay import ChildReaders, relay_tick, tune_for_relay
     from kernel.portfolio.relayloop import Stopper, run_loop
 
     interval = parse_duration(args.interval, flag="interval")
-    conn = portfolio_conn(ctx)
-    get_portfolio(conn, args.portfolio)
-    tune_for_relay(conn)
+    if interval < MIN_INTERVAL:
+        raise UsageError(f"--interval={args.interval} is too short; give at least 10ms (e.g. 2s)")
     child_timeout = min(CHILD_TIMEOUT, ctx.timeout)
-    seen: dict[str, str] = {}
-    if args.once:
-        readers = ChildReaders(child_timeout)
-        try:
-            report = relay_tick(conn, args.portfolio, readers=readers)
-        finally:
-            readers.close()
-        _report_tick(ctx, report, seen, always=True)
-        return 0
+    reporter = _RelayReporter(ctx, always=args.once)
+    # The handlers go in first: a signal from here on ends the relay between two children's
+    # transactions with exit 0, --once included.
     with Stopper() as stopper:
+        conn = portfolio_conn(ctx)
+        get_portfolio(conn, args.portfolio)
+        tune_for_relay(conn)
+        if args.once:
+            readers = ChildReaders(child_timeout)
+            try:
+                report = relay_tick(conn, args.portfolio, readers=readers, should_stop=stopper.is_stopped)
+            finally:
+                readers.close()
+            reporter.tick(report)
+            return 0
         run_loop(
-            conn, args.portfolio, interval=interval, timeout=child_timeout, stopper=stopper,
-            on_tick=lambda report: _report_tick(ctx, report, seen, always=False),
-            on_error=_report_error,
+            conn, args.portfolio, path=Path(str(ctx.db)), interval=interval, timeout=child_timeout,
+            stopper=stopper, on_tick=reporter.tick, on_error=reporter.error,
         )  # fmt: skip
     return 0

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kernel.cli.common import Ctx, Parser, add_subcommands, non_negative_int, parse_json_arg
+from kernel.cli.common import Ctx, Parser, add_subcommands, bounded_int, non_negative_int, parse_json_arg
 from kernel.errors import NotFound, UsageError
 
 if TYPE_CHECKING:
@@ -30,20 +30,6 @@ UNSET: Any = object()
 
 
 # -- argument types -----------------------------------------------------------------------------------
-
-
-def ranged_int(flag: str, low: int, high: int | None = None) -> Callable[[str], int]:
-    def convert(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--{flag} must be a whole number, got {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f"{low}..{high}" if high is not None else f">= {low}"
-            raise argparse.ArgumentTypeError(f"--{flag} must be {bound}, got {value}")
-        return value
-
-    return convert
 
 
 def nullable(convert: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -92,89 +78,109 @@ def build(parser: Parser, name: str) -> None:
     subs = add_subcommands(parser)
     parsers: dict[str, Parser] = {}
 
-    def sub(cmd: str, help_text: str, handler: Callable[[argparse.Namespace, Ctx], int]) -> Parser:
-        p = subs.add_parser(cmd, help=help_text, description=help_text)
+    def sub(
+        cmd: str, help_text: str, handler: Callable[[argparse.Namespace, Ctx], int], more: str = ""
+    ) -> Parser:
+        p = subs.add_parser(cmd, help=help_text, description=f"{help_text}{more}")
         p.set_defaults(handler=handler)
         parsers[cmd] = p
         return p
 
+    def run_arg(p: Parser) -> None:
+        p.add_argument("run", metavar="RUN", help="the run id")
+
     p = sub("create", "create a run at the first phase of its chain", _create)
-    p.add_argument("--goal", required=True, help="what the run is for")
-    p.add_argument("--project", help="project directory (default: the current directory), made absolute")
-    p.add_argument("--complexity", type=ranged_int("complexity", 1, 5), default=3,
-                   help="1..5 (default 3): 1 and 2 walk fewer phases of the default chain")  # fmt: skip
-    p.add_argument("--phases", help='custom chain as a JSON array, e.g. ["plan","build","done"]')
+    p.add_argument("--goal", required=True, metavar="TEXT", help="what the run is for")
+    p.add_argument("--project", metavar="DIR",
+                   help="project directory (default: the current directory), stored absolute")  # fmt: skip
+    p.add_argument("--complexity", type=bounded_int("complexity", 1, 5), default=3, metavar="1..5",
+                   help="default 3; 1 and 2 walk fewer phases of the default chain")  # fmt: skip
+    p.add_argument("--phases", metavar="JSON", help='custom chain, a JSON array: ["plan","build","done"]')
     p.add_argument("--force-full", action="store_true", help="walk every phase whatever the complexity")
-    p.add_argument("--auto-advance", type=boolean("auto-advance"), default=True,
-                   help="false: every advance pauses unless given --skip-reason")  # fmt: skip
-    p.add_argument("--scope-id", help="free-form scope (e.g. a sprint or parent id)")
-    p.add_argument("--token-budget", type=non_negative_int("token-budget"))
-    p.add_argument("--budget-warn-pct", type=ranged_int("budget-warn-pct", 0, 100), default=80)
+    p.add_argument("--auto-advance", type=boolean("auto-advance"), default=True, metavar="BOOL",
+                   help="default true; false: every advance pauses unless given --skip-reason")  # fmt: skip
+    p.add_argument("--scope-id", metavar="S", help="free-form scope (e.g. a sprint or parent id)")
+    p.add_argument("--token-budget", type=non_negative_int("token-budget"), metavar="N",
+                   help="tokens the run's dispatches may use")  # fmt: skip
+    p.add_argument("--budget-warn-pct", type=bounded_int("budget-warn-pct", 0, 100), default=80,
+                   metavar="0..100", help="warn at this share of the budget (default 80)")  # fmt: skip
     p.add_argument("--budget-enforce", action="store_true", help="gate every hop on the token budget")
-    p.add_argument("--max-agents", type=ranged_int("max-agents", 1))
+    p.add_argument("--max-agents", type=bounded_int("max-agents", 1), metavar="N",
+                   help="refuse adding an active agent beyond N active ones")  # fmt: skip
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--gates", help='per-run gate rules (JSON), e.g. {"planned":["artifact_exists"]}')
-    group.add_argument("--gates-file", help="read the per-run gate rules from a JSON file")
-    p.add_argument("--metadata", help="JSON object stored with the run")
+    group.add_argument(
+        "--gates", metavar="JSON", help='rules replacing the default table, e.g. {"plan":["artifact_exists"]}'
+    )
+    group.add_argument("--gates-file", metavar="FILE", help="read the per-run gate rules from a JSON file")
+    p.add_argument("--metadata", metavar="JSON", help="JSON object stored with the run")
 
-    p = sub("status", "show a run", _status)
-    p.add_argument("run")
-
-    p = sub("phase", "print a run's current phase", _phase)
-    p.add_argument("run")
+    run_arg(sub("status", "show a run", _status))
+    run_arg(sub("phase", "print a run's current phase", _phase))
 
     p = sub("list", "list runs, newest first", _list)
     p.add_argument("--active", action="store_true", help="only active runs")
-    p.add_argument("--scope", help="only runs with this scope id")
+    p.add_argument("--scope", metavar="S", help="only runs with this scope id")
 
     p = sub("events", "list a run's events, oldest first", _events)
-    p.add_argument("run")
-    p.add_argument("--since", type=non_negative_int("since"), default=0, help="only events after this id")
-    p.add_argument("--limit", type=non_negative_int("limit"), help="at most N events")
+    run_arg(p)
+    p.add_argument("--since", type=non_negative_int("since"), default=0, metavar="ID",
+                   help="only events after this event id")  # fmt: skip
+    p.add_argument("--limit", type=non_negative_int("limit"), metavar="N", help="at most N events")
 
     p = sub("cancel", "cancel an active run", _cancel)
-    p.add_argument("run")
-    p.add_argument("--reason")
+    run_arg(p)
+    p.add_argument("--reason", metavar="TEXT", help="recorded on the cancel event")
 
-    p = sub("current", "the newest active run of a project (exit 1 when none)", _current)
-    p.add_argument("--project", help="project directory (default: the current directory)")
+    p = sub(
+        "current", "the newest active run of a project (exit 1 when none)", _current,
+        ". The run's project directory must equal the absolute form of --project exactly: there is no "
+        "walking up, so from a subdirectory of the project pass --project=<project dir>.",
+    )  # fmt: skip
+    p.add_argument("--project", metavar="DIR", help="project directory (default: the current directory)")
 
-    p = sub("set", "change a run's settings", _set)
-    p.add_argument("run")
-    p.add_argument("--goal", default=UNSET)
-    p.add_argument("--auto-advance", type=boolean("auto-advance"), nargs="?", const=True, default=UNSET)
-    p.add_argument("--force-full", type=boolean("force-full"), nargs="?", const=True, default=UNSET)
-    p.add_argument("--complexity", type=ranged_int("complexity", 1, 5), default=UNSET)
+    p = sub("set", "change a run's settings (one event lists old and new values)", _set)
+    run_arg(p)
+    p.add_argument("--goal", default=UNSET, metavar="TEXT")
+    p.add_argument("--auto-advance", type=boolean("auto-advance"), nargs="?", const=True, default=UNSET,
+                   metavar="BOOL", help="alone: true")  # fmt: skip
+    p.add_argument("--force-full", type=boolean("force-full"), nargs="?", const=True, default=UNSET,
+                   metavar="BOOL", help="alone: true")  # fmt: skip
+    p.add_argument("--complexity", type=bounded_int("complexity", 1, 5), default=UNSET, metavar="1..5")
     p.add_argument("--token-budget", type=nullable(non_negative_int("token-budget")), default=UNSET,
-                   help="tokens, or none to clear")  # fmt: skip
-    p.add_argument("--budget-warn-pct", type=ranged_int("budget-warn-pct", 0, 100), default=UNSET)
-    p.add_argument("--budget-enforce", type=boolean("budget-enforce"), nargs="?", const=True, default=UNSET)
-    p.add_argument("--max-agents", type=nullable(ranged_int("max-agents", 1)), default=UNSET,
-                   help="a number, or none to clear")  # fmt: skip
-    p.add_argument("--scope-id", default=UNSET, help="scope id; empty to clear")
-    p.add_argument("--metadata", default=UNSET, help="JSON object, or null to clear")
+                   metavar="N|none", help="tokens, or none to clear")  # fmt: skip
+    p.add_argument("--budget-warn-pct", type=bounded_int("budget-warn-pct", 0, 100), default=UNSET,
+                   metavar="0..100")  # fmt: skip
+    p.add_argument("--budget-enforce", type=boolean("budget-enforce"), nargs="?", const=True, default=UNSET,
+                   metavar="BOOL", help="alone: true")  # fmt: skip
+    p.add_argument("--max-agents", type=nullable(bounded_int("max-agents", 1)), default=UNSET,
+                   metavar="N|none", help="a number, or none to clear")  # fmt: skip
+    p.add_argument("--scope-id", default=UNSET, metavar="S", help="scope id; empty to clear")
+    p.add_argument("--metadata", default=UNSET, metavar="JSON", help="JSON object, or null to clear")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--gates", default=UNSET, help="per-run gate rules (JSON), null: default table")
-    group.add_argument("--gates-file")
+    group.add_argument("--gates", default=UNSET, metavar="JSON",
+                       help="per-run gate rules, or null for the default table")  # fmt: skip
+    group.add_argument("--gates-file", metavar="FILE", help="read the per-run gate rules from a JSON file")
 
-    p = sub("skip", "pre-skip a phase ahead of the run", _skip)
-    p.add_argument("run")
-    p.add_argument("phase")
-    p.add_argument("--reason", required=True)
+    p = sub("skip", "pre-skip a phase ahead of the run (advances pass over it)", _skip)
+    run_arg(p)
+    p.add_argument("phase", metavar="PHASE", help="a phase ahead of the current one, not the terminal one")
+    p.add_argument("--reason", required=True, metavar="TEXT", help="why it is skipped")
 
     p = sub("advance", "move the run to its next phase through the gate", _advance)
-    p.add_argument("run")
-    p.add_argument("--priority", type=non_negative_int("priority"), default=1,
-                   help="0-1 hard gate (default 1), 2-3 soft, >= 4 no gate")  # fmt: skip
-    p.add_argument("--disable-gates", action="store_true")
-    p.add_argument("--skip-reason", help="advance a paused run (auto_advance off), recording why")
-    p.add_argument("--expect-phase", help="refuse (exit 1) unless the run is still at this phase")
+    run_arg(p)
+    p.add_argument("--priority", type=non_negative_int("priority"), default=1, metavar="N",
+                   help="gate tier: 0-1 hard (default 1), 2-3 soft, >= 4 none")  # fmt: skip
+    p.add_argument("--disable-gates", action="store_true", help="evaluate no gate (tier none)")
+    p.add_argument("--skip-reason", metavar="TEXT",
+                   help="advance a paused run (auto_advance off), recording why")  # fmt: skip
+    p.add_argument("--expect-phase", metavar="PHASE",
+                   help="refuse (exit 1) unless the run is still at this phase")  # fmt: skip
 
-    p = sub("rollback", "move the run back to an earlier phase", _rollback)
-    p.add_argument("run")
-    p.add_argument("--to-phase", required=True)
+    p = sub("rollback", "move the run back to an earlier phase (reopens a completed run)", _rollback)
+    run_arg(p)
+    p.add_argument("--to-phase", required=True, metavar="PHASE", help="an earlier phase of the chain")
     p.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
-    p.add_argument("--reason")
+    p.add_argument("--reason", metavar="TEXT", help="recorded on the rollback event")
 
     from kernel.cli import runtrack
 
@@ -286,9 +292,17 @@ def _current(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runs
 
     project = runs.absolute_project(args.project or os.getcwd())
-    run = runs.current_run(ctx.conn(), project)
+    conn = ctx.conn()
+    run = runs.current_run(conn, project)
     if run is None:
-        raise NotFound(f"no active run for project {project}")
+        above = runs.nearest_run_above(conn, project)
+        hint = ""
+        if above is not None:
+            import shlex
+
+            hint = f"; run {above.id} is active in {above.project_dir} above it: pass "
+            hint += f"--project={shlex.quote(above.project_dir)}"
+        raise NotFound(f"no active run for project {project}{hint}")
     ctx.emit(run.to_json(), run.id)
     return 0
 

@@ -23,16 +23,25 @@ Handler = Callable[[argparse.Namespace, Ctx], int]
 _ROUTED = ("events", "advance", "rollback", "skip", "tokens", "budget", "agent", "artifact")
 
 
+def whole_number(flag: str, minimum: int, what: str = "a whole number") -> Callable[[str], int]:
+    """An argparse type: an int >= `minimum`, else a message naming the flag (exit 3)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--{flag} must be {what}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"--{flag} must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def _max_dispatches(text: str) -> int | None:
     if text.strip().lower() in ("none", "null"):
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--max-dispatches must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"--max-dispatches must be >= 1, got {value}")
-    return value
+    return whole_number("max-dispatches", 1)(text)
 
 
 _UNSET: Any = object()
@@ -104,6 +113,10 @@ def route_to_portfolio(ctx: Ctx, run_id: str | None) -> bool:
     if not run_id:
         return False
     from kernel import queries as q
+    from kernel.events import is_unicode
+
+    if not is_unicode(run_id):
+        return False  # never a portfolio id; the command's own handler reports it
 
     if ctx.db:
         run = q.fetch_one(ctx.conn(), q.RUN_BY_ID, run_id)
@@ -118,7 +131,8 @@ def route_to_portfolio(ctx: Ctx, run_id: str | None) -> bool:
 
     try:
         conn = kdb.open_db(Path(path), timeout=ctx.timeout)
-    except KernelError:
+    except KernelError as exc:
+        _unreadable[:] = [exc.message]
         return False
     try:
         run = q.fetch_one(conn, q.RUN_BY_ID, run_id)
@@ -131,9 +145,27 @@ def route_to_portfolio(ctx: Ctx, run_id: str | None) -> bool:
     return True
 
 
+# Why ./.clavain/portfolio.db could not be consulted, if it exists but could not be opened.
+_unreadable: list[str] = []
+
+
+def _as_project_run(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
+    """The original handler; if it fails while an unreadable portfolio database was skipped, say so
+    (a parent id would otherwise get a baffling 'no run' or 'no intercore.db' answer)."""
+    from kernel.errors import KernelError
+
+    try:
+        return original(args, ctx)
+    except KernelError as exc:
+        if not _unreadable:
+            raise
+        raise type(exc)(f"{exc.message} (./.clavain/portfolio.db was skipped: {_unreadable[0]})") from exc
+
+
 def _routed(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
-    route_to_portfolio(ctx, getattr(args, "run", None))
-    return original(args, ctx)
+    if route_to_portfolio(ctx, getattr(args, "run", None)):
+        return original(args, ctx)
+    return _as_project_run(args, ctx, original)
 
 
 # -- handlers ---------------------------------------------------------------------------------------
@@ -146,6 +178,7 @@ def _create(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
 
             raise UsageError("--max-dispatches applies to portfolio runs; give --projects=A,B[,...]")
         return original(args, ctx)
+    from kernel.cli import output
     from kernel.cli.run import gates_arg, json_flag
     from kernel.errors import UsageError
     from kernel.portfolio.create import PortfolioSpec, create_portfolio, parse_projects
@@ -162,8 +195,12 @@ def _create(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
         auto_advance=args.auto_advance, scope_id=args.scope_id,
     )  # fmt: skip
     created = create_portfolio(portfolio_db_path(ctx.db), spec, timeout=ctx.timeout)
-    lines = [created.parent.id, *(f"{c.id}\t{c.project_dir}" for c in created.children)]
-    ctx.emit(created.to_json(), "\n".join(lines))
+
+    def text() -> None:
+        output.emit_line(created.parent.id)
+        output.emit_table((c.id, c.project_dir) for c in created.children)
+
+    ctx.emit(created.to_json(), text)
     return 0
 
 
@@ -193,7 +230,7 @@ def _list(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
 
 def _status(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
     if not route_to_portfolio(ctx, args.run):
-        return original(args, ctx)
+        return _as_project_run(args, ctx, original)
     from kernel.cli import output
     from kernel.portfolio.contracts import PortfolioRunStatus
     from kernel.portfolio.lookup import get_portfolio
@@ -218,7 +255,7 @@ def _status(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
 
 def _cancel(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
     if not route_to_portfolio(ctx, args.run):
-        return original(args, ctx)
+        return _as_project_run(args, ctx, original)
     import sys
 
     from kernel.portfolio.cancel import cancel_portfolio
@@ -238,7 +275,7 @@ def _cancel(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
 def _set(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
     is_parent = route_to_portfolio(ctx, args.run)
     if args.max_dispatches is _UNSET:
-        return original(args, ctx)
+        return original(args, ctx) if is_parent else _as_project_run(args, ctx, original)
     from kernel.errors import UsageError
 
     if not is_parent:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
+from kernel.cli import output
 from kernel.cli.common import Ctx, Parser, add_subcommands, parse_json_arg
 
 AGENT_HEADER = ("id", "name", "type", "status", "dispatch_id")
@@ -15,38 +17,47 @@ def build(subs: argparse._SubParsersAction[Parser]) -> dict[str, Parser]:
     """Add the `agent` and `artifact` groups to the run subcommands; return their parsers."""
     agent = subs.add_parser("agent", help="agents working on a run", description="Agents working on a run.")
     agent_subs = add_subcommands(agent)
-    p = agent_subs.add_parser("add", help="register an agent on a run")
-    p.add_argument("run")
-    p.add_argument("--name", required=True)
-    p.add_argument("--type", dest="agent_type", help="e.g. codex, claude")
-    p.add_argument("--status", default="active", help="active (default) | completed | failed")
-    p.add_argument("--dispatch", dest="dispatch_id", help="the dispatch running this agent")
+    p = agent_subs.add_parser("add", help="register an agent on a run", description="Register an agent.")
+    p.add_argument("run", metavar="RUN", help="the run id")
+    p.add_argument("--name", required=True, metavar="TEXT", help="who the agent is (e.g. coder)")
+    p.add_argument("--type", dest="agent_type", metavar="TYPE", help="e.g. codex, claude")
+    p.add_argument("--status", default="active", metavar="STATUS", help="active (default)|completed|failed")
+    p.add_argument("--dispatch", dest="dispatch_id", metavar="ID", help="the dispatch running this agent")
     p.set_defaults(handler=_agent_add)
-    p = agent_subs.add_parser("list", help="list a run's agents")
-    p.add_argument("run")
+    p = agent_subs.add_parser("list", help="list a run's agents", description="A run's agents, oldest first.")
+    p.add_argument("run", metavar="RUN", help="the run id")
     p.set_defaults(handler=_agent_list)
-    p = agent_subs.add_parser("update", help="change an agent's status (or dispatch, or name)")
-    p.add_argument("agent")
-    p.add_argument("--status", help="active | completed | failed")
-    p.add_argument("--dispatch", dest="dispatch_id")
-    p.add_argument("--name")
+    p = agent_subs.add_parser(
+        "update", help="change an agent's status (or dispatch, or name)",
+        description="Change an agent's status, dispatch or name (at least one).",
+    )  # fmt: skip
+    p.add_argument("agent", metavar="AGENT", help="the agent id (from `ic run agent add`)")
+    p.add_argument("--status", metavar="STATUS", help="active | completed | failed")
+    p.add_argument("--dispatch", dest="dispatch_id", metavar="ID", help="the dispatch running this agent")
+    p.add_argument("--name", metavar="TEXT")
     p.set_defaults(handler=_agent_update)
 
     artifact = subs.add_parser(
         "artifact", help="artifacts produced by a run's phases", description="Artifacts of a run's phases."
     )
     artifact_subs = add_subcommands(artifact)
-    p = artifact_subs.add_parser("add", help="record an artifact (a readable file is hashed)")
-    p.add_argument("run")
-    p.add_argument("--path", required=True, help="the artifact file (or any reference)")
-    p.add_argument("--phase", help="the phase it belongs to (default: the run's current phase)")
-    p.add_argument("--kind", help="file (default) | verdict | any label")
-    p.add_argument("--verdict", help="pass | fail (makes it a verdict)")
-    p.add_argument("--metadata", help="JSON object stored with the artifact")
+    p = artifact_subs.add_parser(
+        "add", help="record an artifact (a readable file is hashed)",
+        description="Record an artifact of a phase. A path to a file is stored absolute with the sha256 "
+        "of its content; any other text (a URL, a note) is stored as given, without a hash.",
+    )  # fmt: skip
+    p.add_argument("run", metavar="RUN", help="the run id")
+    p.add_argument("--path", required=True, metavar="PATH", help="the artifact file (or any reference)")
+    p.add_argument("--phase", metavar="PHASE", help="the phase it belongs to (default: the current phase)")
+    p.add_argument("--kind", metavar="KIND", help="file (default) | verdict | any label")
+    p.add_argument("--verdict", metavar="pass|fail", help="makes it a verdict (kind verdict)")
+    p.add_argument("--metadata", metavar="JSON", help="JSON object stored with the artifact")
     p.set_defaults(handler=_artifact_add)
-    p = artifact_subs.add_parser("list", help="list a run's artifacts")
-    p.add_argument("run")
-    p.add_argument("--phase", help="only artifacts of this phase")
+    p = artifact_subs.add_parser(
+        "list", help="list a run's artifacts", description="List a run's artifacts, oldest first."
+    )
+    p.add_argument("run", metavar="RUN", help="the run id")
+    p.add_argument("--phase", metavar="PHASE", help="only artifacts of this phase")
     p.set_defaults(handler=_artifact_list)
     return {"agent": agent, "artifact": artifact}
 
@@ -58,7 +69,6 @@ def _agent_row(a: Any) -> tuple[Any, ...]:
 def _agent_add(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runtrack
 
-    runtrack.check_status(args.status)
     agent = runtrack.add_agent(
         ctx.conn(), args.run, name=args.name, agent_type=args.agent_type, status=args.status,
         dispatch_id=args.dispatch_id,
@@ -69,7 +79,6 @@ def _agent_add(args: argparse.Namespace, ctx: Ctx) -> int:
 
 def _agent_list(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runtrack
-    from kernel.cli import output
 
     agents = runtrack.list_agents(ctx.conn(), args.run)
     ctx.emit([a.to_json() for a in agents], lambda: output.emit_table(map(_agent_row, agents), AGENT_HEADER))
@@ -79,8 +88,6 @@ def _agent_list(args: argparse.Namespace, ctx: Ctx) -> int:
 def _agent_update(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runtrack
 
-    if args.status is not None:
-        runtrack.check_status(args.status)
     agent = runtrack.update_agent(
         ctx.conn(), args.agent, status=args.status, dispatch_id=args.dispatch_id, name=args.name
     )
@@ -100,13 +107,17 @@ def _artifact_add(args: argparse.Namespace, ctx: Ctx) -> int:
         ctx.conn(), args.run, path=args.path, phase=args.phase, kind=args.kind, verdict=args.verdict,
         metadata=metadata,
     )  # fmt: skip
+    if artifact.content_hash is None:  # a typo in a file name would otherwise pass unnoticed
+        sys.stderr.write(
+            f"ic: note: {output.one_line(artifact.path)} is not a file here; recorded as a reference, "
+            "without a content hash\n"
+        )
     ctx.emit(artifact.to_json(), artifact.id)
     return 0
 
 
 def _artifact_list(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runtrack
-    from kernel.cli import output
 
     found = runtrack.list_artifacts(ctx.conn(), args.run, phase=args.phase)
     ctx.emit(

@@ -13,6 +13,8 @@ from kernel.cli import output
 from kernel.cli.common import Ctx, Parser, add_subcommands
 from kernel.durations import parse_duration
 
+SENTINEL_HEADER = ("name", "scope", "last_fired")
+
 
 def build(parser: Parser, name: str) -> None:
     subs = add_subcommands(parser)
@@ -22,7 +24,9 @@ def build(parser: Parser, name: str) -> None:
         help="exit 0 and fire if <name> [<scope>] last fired at least --interval ago, else exit 1",
     )
     _name_scope(p)
-    p.add_argument("--interval", required=True, metavar="DUR", help="minimum time between firings")
+    p.add_argument(
+        "--interval", required=True, metavar="DUR", help="minimum time between firings (0: always fire)"
+    )
     p.set_defaults(handler=_check)
 
     p = subs.add_parser("reset", help="forget when <name> [<scope>] last fired (exit 1 when unknown)")
@@ -33,17 +37,17 @@ def build(parser: Parser, name: str) -> None:
     p.set_defaults(handler=_list)
 
     p = subs.add_parser("prune", help="delete sentinels that last fired more than --older-than ago")
-    p.add_argument("--older-than", required=True, metavar="DUR")
+    p.add_argument("--older-than", required=True, metavar="DUR", help="e.g. 7d: the age of the last firing")
     p.set_defaults(handler=_prune)
 
 
 def _name_scope(p: Parser) -> None:
-    p.add_argument("name")
+    p.add_argument("name", help="the sentinel's name (at most 200 characters, no control characters)")
     p.add_argument("scope", nargs="?", default="", help="scope (default: the global scope '')")
 
 
 def _check(args: argparse.Namespace, ctx: Ctx) -> int:
-    interval = parse_duration(args.interval, flag="interval")
+    interval = state.check_duration(parse_duration(args.interval, flag="interval"), "interval")
     state.check_name(args.name, "sentinel name")
     state.check_name(args.scope, "scope", allow_empty=True)
     result = state.check_sentinel(ctx.conn(), args.name, args.scope, interval)
@@ -63,12 +67,10 @@ def _reset(args: argparse.Namespace, ctx: Ctx) -> int:
 
 def _list(args: argparse.Namespace, ctx: Ctx) -> int:
     rows = state.list_sentinels(ctx.conn())
-    if ctx.json:
-        for row in rows:
-            output.emit_json(row.to_json())
-    else:
-        rows_text = ((r.name, r.scope, r.last_fired) for r in rows)
-        output.emit_table(rows_text, header=("name", "scope", "last_fired"))
+    ctx.emit(
+        [r.to_json() for r in rows],
+        lambda: output.emit_table(((r.name, r.scope, r.last_fired) for r in rows), SENTINEL_HEADER),
+    )
     return 0
 
 

@@ -1,7 +1,8 @@
 """`ic state set|get|delete|list|prune`: small JSON facts under a key and scope, optionally with a TTL.
 
 Text output of `get` is the bare payload as compact JSON, so `ic state get k | jq` works without
---json; `--json` prints the whole entry (contract `state-entry`).
+--json (control characters in it are JSON escapes, so a terminal shows them rather than obeys them);
+`--json` prints the whole entry (contract `state-entry`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from kernel import state
 from kernel.cli import output
 from kernel.cli.common import Ctx, Parser, add_subcommands
+from kernel.cli.events import printable_json
 from kernel.durations import parse_duration
 from kernel.errors import UsageError
 from kernel.model import StateEntry
@@ -23,10 +25,15 @@ def build(parser: Parser, name: str) -> None:
     p = subs.add_parser(
         "set",
         help="store the JSON payload read from stdin under <key> [<scope>]",
-        description="Store the JSON value read from stdin (at most 64 KiB, nesting depth 32, no secrets).",
+        description=(
+            "Store the JSON value read from stdin (at most 64 KiB, nesting depth 32, nothing that looks "
+            'like a credential: store a reference such as "$OPENAI_API_KEY" instead).'
+        ),
     )
     _key_scope(p)
-    p.add_argument("--ttl", metavar="DUR", help="expire after this long (e.g. 30s, 10m, 1h)")
+    p.add_argument(
+        "--ttl", metavar="DUR", help="expire after this long (e.g. 30s, 10m, 1h; whole seconds, rounded up)"
+    )
     p.set_defaults(handler=_set)
 
     p = subs.add_parser("get", help="print the payload of <key> [<scope>] (exit 1 when missing or expired)")
@@ -46,27 +53,36 @@ def build(parser: Parser, name: str) -> None:
 
 
 def _key_scope(p: Parser) -> None:
-    p.add_argument("key")
+    p.add_argument("key", help="the entry's name (at most 200 characters, no control characters)")
     p.add_argument("scope", nargs="?", default="", help="scope (default: the global scope '')")
 
 
-def _read_stdin() -> str:
+def read_stdin(what: str, example: str) -> str:
+    """The JSON text piped on stdin, bounded by the payload limit; a terminal or nothing is a usage error.
+
+    A terminal would wait for input nobody knows to type, so it is refused rather than read. A UTF-8
+    byte order mark (what some editors write) is dropped.
+    """
+    hint = f"pipe the JSON {what} on stdin, e.g. {example}"
     if sys.stdin is None or sys.stdin.isatty():
-        raise UsageError("pipe the JSON payload on stdin, e.g. echo '{\"ok\": true}' | ic state set KEY")
+        raise UsageError(f"stdin is a terminal or closed; {hint}")
     data = sys.stdin.buffer.read(state.MAX_PAYLOAD_BYTES + 1)
     if len(data) > state.MAX_PAYLOAD_BYTES:
-        raise UsageError(f"payload is larger than {state.MAX_PAYLOAD_BYTES} bytes (64 KiB)")
+        raise UsageError(f"{what} on stdin is larger than {state.MAX_PAYLOAD_BYTES} bytes (64 KiB)")
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise UsageError(f"payload is not UTF-8 (byte {exc.start})") from None
+        raise UsageError(f"{what} on stdin is not UTF-8 (byte {exc.start})") from None
+    if not text.strip():
+        raise UsageError(f"stdin is empty; {hint}")
+    return text
 
 
 def _set(args: argparse.Namespace, ctx: Ctx) -> int:
     state.check_name(args.key, "key")
     state.check_name(args.scope, "scope", allow_empty=True)
-    ttl = None if args.ttl is None else parse_duration(args.ttl, flag="ttl")
-    payload = state.parse_payload(_read_stdin())
+    ttl = None if args.ttl is None else state.check_duration(parse_duration(args.ttl, flag="ttl"), "ttl")
+    payload = state.parse_payload(read_stdin("payload", "echo '{\"ok\": true}' | ic state set KEY"))
     entry = state.set_state(ctx.conn(), args.key, args.scope, payload, ttl=ttl)
     ctx.emit(entry.to_json(), f"set {_describe(entry)}")
     return 0
@@ -74,7 +90,7 @@ def _set(args: argparse.Namespace, ctx: Ctx) -> int:
 
 def _get(args: argparse.Namespace, ctx: Ctx) -> int:
     entry = state.get_state(ctx.conn(), args.key, args.scope)
-    ctx.emit(entry.to_json(), output.dumps(entry.payload))
+    ctx.emit(entry.to_json(), printable_json(entry.payload))
     return 0
 
 
@@ -86,14 +102,13 @@ def _delete(args: argparse.Namespace, ctx: Ctx) -> int:
 
 def _list(args: argparse.Namespace, ctx: Ctx) -> int:
     entries = state.list_state(ctx.conn(), args.scope)
-    if ctx.json:
-        for entry in entries:
-            output.emit_json(entry.to_json())
-    else:
-        output.emit_table(
-            ((e.key, e.scope, e.expires_at, e.updated_at, output.dumps(e.payload)) for e in entries),
+    ctx.emit(
+        [e.to_json() for e in entries],
+        lambda: output.emit_table(
+            ((e.key, e.scope, e.expires_at, e.updated_at, printable_json(e.payload)) for e in entries),
             header=("key", "scope", "expires_at", "updated_at", "payload"),
-        )
+        ),
+    )
     return 0
 
 

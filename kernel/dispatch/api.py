@@ -78,7 +78,7 @@ def _end_processes(info: records.ProcessInfo, grace_s: float) -> bool:
     if pgid and procs.owns_group(pgid, info.pid_start if pgid == info.pid else None):
         return procs.end_group(pgid, grace_s)
     if info.pid and procs.is_alive(info.pid, info.pid_start):
-        return procs.end_process(info.pid, grace_s)
+        return procs.end_pids([info.pid], grace_s)
     return False
 
 
@@ -102,9 +102,7 @@ def poll(conn: sqlite3.Connection, dispatch_id: str) -> Dispatch:
     if row.is_terminal:
         return row
     ended = _end_processes(info, DEFAULT_GRACE_S)
-    error = f"{info.answerer} (pid {info.supervisor_pid}) died without recording a result; exit code unknown"
-    if ended:
-        error += "; the agent's processes were ended"
+    error = records.died_error(info.answerer, info.supervisor_pid, ended_by="poll" if ended else None)
     final, _ = records.finish(conn, dispatch_id, "failed", error=error)
     return final
 
@@ -188,23 +186,45 @@ def _default_dir(db_file: str, row: Dispatch) -> Path | None:
     return directory if directory.is_dir() and not directory.is_symlink() else None
 
 
-def prune(conn: sqlite3.Connection, older_than_s: float) -> int:
+def _has_live_processes(info: records.ProcessInfo, live: procs.Snapshot) -> bool:
+    """Whether anything of a dispatch still runs: its supervisor, its agent, or its agent's group.
+
+    An external dispatch's owner (the orchestrator) outlives its dispatches and does not count.
+    """
+    if not info.external and live.alive(info.supervisor_pid, info.supervisor_start):
+        return True
+    if live.alive(info.pid, info.pid_start):
+        return True
+    return live.group_alive(info.pgid, info.pid_start if info.pgid == info.pid else None)
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    pruned: int
+    kept_live: int  # ended long enough ago, but a process of theirs still runs (e.g. a kill in its grace)
+
+
+def prune(conn: sqlite3.Connection, older_than_s: float) -> PruneResult:
     """Delete terminal dispatches that ended more than `older_than_s` ago, and their own directories.
 
-    Their events stay: the stream is history. A custom `--output` file is the caller's and is kept.
+    A dispatch whose supervisor, agent or agent's group still runs is kept, whatever its status: its
+    supervisor still has a result to write, and its directory holds the live output. Their events
+    stay: the stream is history. A custom `--output` file is the caller's and is kept.
     """
     if older_than_s < 0:
         raise UsageError("--older-than must be >= 0")
     cutoff = clock.now() - int(older_than_s)
     db_file = str(conn.execute("PRAGMA database_list").fetchone()[2] or "")
-    with write_tx(conn):
-        rows = q.fetch_all(conn, q.DISPATCHES_ENDED_BEFORE, cutoff)
-        conn.executemany("DELETE FROM dispatches WHERE id = ?", [(r.id,) for r in rows])
+    candidates = q.fetch_all(conn, q.DISPATCHES_ENDED_BEFORE, cutoff)
+    live = procs.Snapshot()
+    rows = [r for r in candidates if not _has_live_processes(records.process_info(conn, r.id), live)]
+    with write_tx(conn):  # a racing prune may have deleted some already
+        deleted = sum(conn.execute("DELETE FROM dispatches WHERE id = ?", (r.id,)).rowcount for r in rows)
     for row in rows:
         directory = _default_dir(db_file, row)
         if directory is not None:
             shutil.rmtree(directory, ignore_errors=True)
-    return len(rows)
+    return PruneResult(pruned=deleted, kept_live=len(candidates) - len(rows))
 
 
 def begin_external(
@@ -220,6 +240,8 @@ def begin_external(
     pid: int | None = None,
 ) -> Dispatch:
     """Record a dispatch whose process the caller runs itself: created `running` (events spawned, running).
+
+    One write transaction: the row, both events and the admission check land together or not at all.
 
     The calling process is recorded as its owner: should it die before `finish`, `poll` fails the
     dispatch. Admission (run state, enforced budget, `--max-agents`, portfolio slot) is the same as
@@ -240,21 +262,21 @@ def begin_external(
     if run is not None and run.parent_run_id is not None:
         slots.acquire(run, dispatch_id, str(project), pid)
     owner = records.own_identity()
+    pid_start = None if pid is None else procs.start_time(pid)
     try:
-        with write_tx(conn):
+        with write_tx(conn):  # one transaction: nobody ever sees it `spawned`
             records.admit(conn, scope_id)
             records.insert(
                 conn, dispatch_id=dispatch_id, scope_id=scope_id, project_dir=str(project),
                 agent_type=agent_type, name=name, model=model, prompt_file=None, output_file=output,
                 command=command, timeout_s=None, spawned_payload={**owner, "external": True},
             )  # fmt: skip
+            records.mark_running_in_tx(conn, dispatch_id, pid, {"pid_start": pid_start, **owner})
+            return get(conn, dispatch_id)
     except BaseException:
         if run is not None:
             slots.release(run, dispatch_id)
         raise
-    pid_start = None if pid is None else procs.start_time(pid)
-    records.mark_running(conn, dispatch_id, pid, {"pid_start": pid_start, **owner})
-    return get(conn, dispatch_id)
 
 
 def finish(

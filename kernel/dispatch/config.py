@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 from kernel.errors import UsageError
@@ -26,8 +25,8 @@ DEFAULTS: dict[str, list[str]] = {
     "claude": ["claude", "-p", "--output-format", "json", "{prompt}"],
 }
 MODEL_FLAGS: dict[str, list[str]] = {"codex": ["--model", "{model}"], "claude": ["--model", "{model}"]}
+# Longest first where one is a prefix of another ({prompt_file} before {prompt}).
 PLACEHOLDERS = ("{prompt_file}", "{prompt}", "{output}", "{model}", "{id}")
-_PLACEHOLDER_RE = re.compile(r"\{(?:prompt_file|prompt|output|model|id)\}")
 
 
 def parse_command_flag(text: str) -> list[str]:
@@ -115,9 +114,26 @@ def resolve(
 def fill(template: list[str], values: dict[str, str]) -> list[str]:
     """Replace each placeholder inside each argument in one pass; no other interpretation of the text.
 
-    One pass matters: a prompt that itself contains `{output}` must reach the agent unchanged.
+    One pass matters: a prompt that itself contains `{output}` must reach the agent unchanged. (A
+    scan rather than a regex: compiling one costs more than the rest of `ic dispatch spawn`'s work.)
     """
-    return [_PLACEHOLDER_RE.sub(lambda m: values.get(m.group(0), ""), arg) for arg in template]
+    return [_fill_one(arg, values) for arg in template]
+
+
+def _fill_one(arg: str, values: dict[str, str]) -> str:
+    parts: list[str] = []
+    done = 0
+    at = arg.find("{")
+    while at != -1:
+        name = next((p for p in PLACEHOLDERS if arg.startswith(p, at)), None)
+        if name is None:
+            at = arg.find("{", at + 1)
+            continue
+        parts += (arg[done:at], values.get(name, ""))
+        done = at + len(name)
+        at = arg.find("{", done)
+    parts.append(arg[done:])
+    return "".join(parts)
 
 
 def find_program(program: str, cwd: Path, env_path: str | None = None) -> str | None:

@@ -1,4 +1,4 @@
-"""What `/proc` says about a process or a process group, and how to end a group for sure.
+"""What `/proc` says about a process, a process group or a process tree, and how to end them for sure.
 
 A pid alone is not an identity: after a process dies the number is reused. Every pid the kernel
 records is paired with its start time (field 22 of /proc/<pid>/stat), and nothing is signalled
@@ -59,24 +59,60 @@ def is_alive(pid: int | None, start: int | None) -> bool:
     return start is None or found.start == start
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes whose process group is `pgid`."""
-    members = []
+def _all() -> list[ProcStat]:
+    """Every process /proc shows now (zombies included)."""
     try:
         names = os.listdir(PROC)
     except OSError:
         return []
+    found = []
     for name in names:
-        if not name.isdigit():
-            continue
-        found = stat(int(name))
-        if found is not None and found.pgrp == pgid and not found.is_zombie:
-            members.append(found.pid)
-    return members
+        if name.isdigit() and (entry := stat(int(name))) is not None:
+            found.append(entry)
+    return found
 
 
-def group_alive(pgid: int | None) -> bool:
-    return bool(pgid) and bool(group_members(int(pgid or 0)))
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes whose process group is `pgid`."""
+    return [p.pid for p in _all() if p.pgrp == pgid and not p.is_zombie]
+
+
+def descendants(root: int, keep: frozenset[int] | set[int] = frozenset()) -> list[int]:
+    """Live processes below `root` in the process tree, whatever their group or session.
+
+    A subtree in `keep` is left out entirely (the supervisor's watchdog).
+    """
+    children: dict[int, list[ProcStat]] = {}
+    for entry in _all():
+        children.setdefault(entry.ppid, []).append(entry)
+    found: list[int] = []
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child.pid in keep or child.pid == root:
+                continue
+            if not child.is_zombie:
+                found.append(child.pid)
+            todo.append(child.pid)
+    return found
+
+
+class Snapshot:
+    """The live processes at one moment, for questions about many records at once (one /proc scan)."""
+
+    def __init__(self) -> None:
+        live = [p for p in _all() if not p.is_zombie]
+        self.starts = {p.pid: p.start for p in live}
+        self.groups = {p.pgrp for p in live}
+
+    def alive(self, pid: int | None, start: int | None) -> bool:
+        return bool(pid) and pid in self.starts and (start is None or self.starts[pid] == start)
+
+    def group_alive(self, pgid: int | None, leader_start: int | None) -> bool:
+        """Like `owns_group`: a group whose leader number now belongs to another process is not ours."""
+        if not pgid or pgid not in self.groups:
+            return False
+        return leader_start is None or pgid not in self.starts or self.starts[pgid] == leader_start
 
 
 def _signal_group(pgid: int, sig: int) -> bool:
@@ -118,24 +154,44 @@ def end_group(pgid: int, grace_s: float) -> bool:
     return True
 
 
-def end_process(pid: int, grace_s: float) -> bool:
-    """TERM one process (not a group leader: an external dispatch), KILL it after `grace_s`."""
-    if not is_alive(pid, None):
-        return False
-    try:
-        os.kill(pid, signal.SIGTERM)
-        os.kill(pid, signal.SIGCONT)
-    except (ProcessLookupError, PermissionError):
-        return False
-    deadline = time.monotonic() + grace_s
-    while is_alive(pid, None) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if is_alive(pid, None):
+def _signal_pids(pids: list[int], sig: int) -> None:
+    for pid in pids:
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def end_pids(pids: list[int], grace_s: float) -> bool:
+    """TERM these processes, KILL those left after `grace_s`; True if any was still alive.
+
+    For processes that are not the members of one group (descendants that left the agent's group):
+    each pid was seen alive a moment ago, and is checked again before every signal.
+    """
+    alive = [pid for pid in pids if is_alive(pid, None)]
+    if not alive:
+        return False
+    _signal_pids(alive, signal.SIGTERM)
+    _signal_pids(alive, signal.SIGCONT)
+    deadline = time.monotonic() + grace_s
+    delay = 0.01
+    while (alive := [pid for pid in alive if is_alive(pid, None)]) and time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+    _signal_pids(alive, signal.SIGKILL)
     return True
+
+
+def end_descendants(root: int, grace_s: float, keep: frozenset[int] | set[int] = frozenset()) -> bool:
+    """End every process below `root` (but `keep`); repeated, as a dying process may fork once more."""
+    ended = False
+    for _ in range(5):
+        found = descendants(root, keep)
+        if not found:
+            break
+        ended = end_pids(found, grace_s) or ended
+        time.sleep(0.01)
+    return ended
 
 
 def owns_group(pid: int | None, start: int | None) -> bool:

@@ -109,19 +109,26 @@ def mark_running(
 ) -> bool:
     """spawned -> running with the agent's pid; False if the dispatch already left `spawned`."""
     with write_tx(conn):
-        now = clock.now()
-        cur = conn.execute(
-            "UPDATE dispatches SET status = 'running', pid = ?, started_at = ?, updated_at = ? "
-            "WHERE id = ? AND status = 'spawned'",
-            (pid, now, now, dispatch_id),
-        )
-        if cur.rowcount == 0:
-            return False
-        row = get(conn, dispatch_id)
-        events.record(
-            conn, source=et.DISPATCH, type=et.DISPATCH_RUNNING, run_id=row.scope_id, from_state="spawned",
-            to_state="running", dispatch_id=dispatch_id, payload={"pid": pid, **payload}, timestamp=now,
-        )  # fmt: skip
+        return mark_running_in_tx(conn, dispatch_id, pid, payload)
+
+
+def mark_running_in_tx(
+    conn: sqlite3.Connection, dispatch_id: str, pid: int | None, payload: dict[str, Any]
+) -> bool:
+    """`mark_running` inside the caller's write transaction."""
+    now = clock.now()
+    cur = conn.execute(
+        "UPDATE dispatches SET status = 'running', pid = ?, started_at = ?, updated_at = ? "
+        "WHERE id = ? AND status = 'spawned'",
+        (pid, now, now, dispatch_id),
+    )
+    if cur.rowcount == 0:
+        return False
+    row = get(conn, dispatch_id)
+    events.record(
+        conn, source=et.DISPATCH, type=et.DISPATCH_RUNNING, run_id=row.scope_id, from_state="spawned",
+        to_state="running", dispatch_id=dispatch_id, payload={"pid": pid, **payload}, timestamp=now,
+    )  # fmt: skip
     return True
 
 
@@ -262,6 +269,22 @@ def process_info(conn: sqlite3.Connection, dispatch_id: str) -> ProcessInfo:
         pgid=as_int("pgid"),
         external=merged.get("external") is True,
     )
+
+
+def running_payload(
+    pid: int, pid_start: int | None, supervisor_pid: int | None, supervisor_start: int | None
+) -> dict[str, Any]:
+    """The `running` event's payload of a supervised dispatch: who answers for it, and its group."""
+    return {
+        "pgid": pid, "pid_start": pid_start, "supervisor_pid": supervisor_pid,
+        "supervisor_start": supervisor_start,
+    }  # fmt: skip
+
+
+def died_error(answerer: str, pid: int, *, ended_by: str | None) -> str:
+    """The one wording for a dispatch whose supervisor (or owner) vanished without a result."""
+    error = f"{answerer} (pid {pid}) died without recording a result; exit code unknown"
+    return error if ended_by is None else f"{error}; {ended_by} ended the agent's processes"
 
 
 def own_identity() -> dict[str, int | None]:

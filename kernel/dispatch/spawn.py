@@ -1,16 +1,21 @@
 """Starting a dispatch: validate, admit and record it, hand it to a supervisor, wait for the agent to run.
 
 The order makes refusals leave no trace and failures leave an honest one:
-1. input checks (prompt, project, output, command) raise before anything is written;
+1. input checks (prompt, project, output, command) raise before anything is written; the argv is
+   filled in here, so an unreadable prompt is caught before anything is written too;
 2. a missing program is recorded as a dispatch that failed with the reason (exit 2);
 3. the portfolio slot (child runs only), then admission and the `spawned` row in one transaction:
    a refusal gives the slot back and writes nothing;
-4. the detached supervisor starts the agent and answers with its pid once the row says `running`.
+4. the detached supervisor (kernel.dispatch.launch) reads the launch spec from its stdin, execs the
+   agent first thing and reports the pid (or why the exec failed) on its stdout;
+5. this process, whose database connection is already open, records `running` and then closes the
+   supervisor's stdin: that EOF tells the supervisor the spawner is done. A spawner that dies
+   before recording closes it too, and the supervisor then records `running` itself.
 """
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import select
 import sqlite3
@@ -22,7 +27,7 @@ from pathlib import Path
 from kernel import clock
 from kernel.db import write_tx
 from kernel.dispatch import config, records, slots
-from kernel.errors import KernelError, StorageError, UsageError
+from kernel.errors import KernelError, Refused, StorageError, UsageError
 from kernel.model import Dispatch
 
 DISPATCH_DIR = "dispatches"
@@ -33,7 +38,7 @@ _KERNEL_PARENT = str(Path(__file__).resolve().parent.parent.parent)
 # needs only the standard library and the kernel, whose location is passed in).
 _BOOT = (
     "import sys; sys.path.insert(0, sys.argv.pop(1)); "
-    "from kernel.dispatch.supervisor import main; sys.exit(main(sys.argv[1:]))"
+    "from kernel.dispatch.launch import main; sys.exit(main(sys.argv[1:]))"
 )
 
 # Supervisors started by this process; reaped as they exit so a long-lived caller (the orchestrator,
@@ -94,12 +99,15 @@ def _make_private_dir(path: Path) -> None:
         raise StorageError(f"cannot create {path}: {exc.strerror}") from None
 
 
-def _start_supervisor(db_path: Path, dispatch_id: str, log_file: Path) -> subprocess.Popen[bytes]:
+def _start_supervisor(
+    db_path: Path, dispatch_id: str, log_file: Path, spec: dict[str, object]
+) -> subprocess.Popen[bytes]:
+    """Start the supervisor and hand it the spec; its stdin stays open until `running` is recorded."""
     fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         proc = subprocess.Popen(
             [sys.executable, "-S", "-c", _BOOT, _KERNEL_PARENT, str(db_path), dispatch_id],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=fd,
             start_new_session=True,
@@ -109,17 +117,53 @@ def _start_supervisor(db_path: Path, dispatch_id: str, log_file: Path) -> subpro
     finally:
         os.close(fd)
     _supervisors.append(proc)
+    assert proc.stdin is not None
+    data = marshal.dumps(spec)
+    try:  # a spec larger than the pipe buffer blocks until the supervisor reads it: it does at once
+        proc.stdin.write(len(data).to_bytes(4, "big") + data)
+        proc.stdin.flush()
+    except BrokenPipeError:
+        pass  # it died at birth; the missing report says so
     return proc
 
 
+def fill_argv(
+    template: list[str], *, dispatch_id: str, prompt: Path, output: Path, model: str | None
+) -> list[str]:
+    """The argv the agent runs: placeholders filled in (the prompt's text only when asked for)."""
+    text = ""
+    if any("{prompt}" in arg for arg in template):
+        try:
+            text = os.fsdecode(prompt.read_bytes())
+        except OSError as exc:
+            raise StorageError(f"--prompt-file {prompt} cannot be read: {exc.strerror}") from None
+    values = {
+        "{prompt}": text, "{prompt_file}": str(prompt), "{output}": str(output), "{model}": model or "",
+        "{id}": dispatch_id,
+    }  # fmt: skip
+    return config.fill(template, values)
+
+
+def agent_env(dispatch_id: str, prompt: Path, output: Path, scope_id: str | None) -> dict[str, str]:
+    """What the agent finds in its environment besides the caller's own."""
+    env = {
+        "CLAVAIN_DISPATCH_ID": dispatch_id,
+        "CLAVAIN_PROMPT_FILE": str(prompt),
+        "CLAVAIN_OUTPUT_FILE": str(output),
+    }
+    if scope_id:
+        env["CLAVAIN_SCOPE_ID"] = scope_id
+    return env
+
+
 def _read_report(proc: subprocess.Popen[bytes], timeout_s: float) -> dict[str, object] | None:
-    """The supervisor's one-line answer, or None if it exited (or went silent) without one."""
+    """The supervisor's report (marshal, then EOF), or None if it exited or went silent without one."""
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     deadline = time.monotonic() + timeout_s
     buf = b""
     try:
-        while b"\n" not in buf:
+        while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -133,10 +177,46 @@ def _read_report(proc: subprocess.Popen[bytes], timeout_s: float) -> dict[str, o
     finally:
         proc.stdout.close()
     try:
-        report = json.loads(buf.split(b"\n", 1)[0])
-    except ValueError:
+        report = marshal.loads(buf)
+    except (EOFError, ValueError, TypeError):
         return None
     return report if isinstance(report, dict) else None
+
+
+def _release_supervisor(proc: subprocess.Popen[bytes]) -> None:
+    """EOF on the supervisor's stdin: the spawner has recorded what it could."""
+    try:
+        if proc.stdin is not None:
+            proc.stdin.close()
+    except OSError:
+        pass
+
+
+def _record_running(conn: sqlite3.Connection, dispatch_id: str, report: dict[str, object]) -> Dispatch:
+    """`running` with the reported pid, written from here: this connection is warm, the supervisor's not."""
+    pid = report.get("pid")
+    if not isinstance(pid, int):
+        raise SpawnFailed(f"dispatch {dispatch_id}: its supervisor reported no pid")
+    payload = records.running_payload(
+        pid, _int_or_none(report.get("pid_start")), _int_or_none(report.get("supervisor_pid")),
+        _int_or_none(report.get("supervisor_start")),
+    )  # fmt: skip
+    try:
+        if records.mark_running(conn, dispatch_id, pid, payload):
+            return records.get(conn, dispatch_id)
+    except sqlite3.OperationalError as exc:  # busy beyond the timeout: the agent runs all the same
+        raise StorageError(
+            f"dispatch {dispatch_id}: its agent runs (pid {pid}) but the database stayed busy ({exc}); its "
+            f"supervisor records it: see `ic dispatch status {dispatch_id}` rather than spawning again"
+        ) from None
+    row = records.get(conn, dispatch_id)
+    if row.status == "running" and row.pid == pid:  # the supervisor was first: same facts
+        return row
+    raise Refused(f"dispatch {dispatch_id} ended ({row.status}) before its agent started")
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def spawn(
@@ -178,7 +258,8 @@ def spawn(
             timeout_s=timeout_s,
         )  # fmt: skip
 
-    program = config.fill(template[:1], {"{model}": model or "", "{id}": dispatch_id})[0]
+    argv = fill_argv(template, dispatch_id=dispatch_id, prompt=prompt, output=output, model=model)
+    program = argv[0]
     if config.find_program(program, project) is None:
         reason = (
             f"program {program!r} not found (PATH or relative to {project}); install it, pass --command, "
@@ -201,32 +282,49 @@ def spawn(
             slots.release(run, dispatch_id)
         raise
 
+    spec: dict[str, object] = {
+        "argv": argv, "cwd": str(project), "output": str(output),
+        "env": agent_env(dispatch_id, prompt, output, scope_id),
+    }  # fmt: skip
+    try:
+        return _launch(conn, db_path, dispatch_id, spec)
+    except KeyboardInterrupt:
+        # The caller gets no id, so nobody would follow this dispatch: cancel it, and its supervisor
+        # (which follows the record) ends the agent if it already runs.
+        records.finish(conn, dispatch_id, "cancelled", error="spawn interrupted before it returned")
+        raise
+
+
+def _launch(conn: sqlite3.Connection, db_path: Path, dispatch_id: str, spec: dict[str, object]) -> Dispatch:
+    """Start the supervisor of a recorded `spawned` dispatch and record `running` once it reports."""
     directory = dispatch_dir(db_path, dispatch_id)
     try:
         _make_private_dir(directory)
-        proc = _start_supervisor(db_path, dispatch_id, directory / "supervisor.log")
+        proc = _start_supervisor(db_path, dispatch_id, directory / "supervisor.log", spec)
     except (OSError, KernelError) as exc:
         reason = exc.message if isinstance(exc, KernelError) else f"cannot start the supervisor: {exc}"
         records.finish(conn, dispatch_id, "failed", error=reason)
         raise SpawnFailed(f"dispatch {dispatch_id} failed: {reason}") from None
-
-    report = _read_report(proc, HANDSHAKE_TIMEOUT_S)
-    if report is None:
-        try:  # silent until now: either it is still working, or it is exiting without an answer
-            code: int | None = proc.wait(timeout=2.0)
-        except subprocess.TimeoutExpired:
-            code = None
-        if code is None:
-            raise SpawnFailed(
-                f"dispatch {dispatch_id}: its supervisor did not report within {HANDSHAKE_TIMEOUT_S:g}s; it "
-                f"keeps supervising, check `ic dispatch poll {dispatch_id}` (log: {directory}/supervisor.log)"
-            )
-        reason = f"supervisor exited ({code}) before starting the agent; see {directory}/supervisor.log"
-        records.finish(conn, dispatch_id, "failed", error=reason)
-        raise SpawnFailed(f"dispatch {dispatch_id} failed: {reason}")
-    if not report.get("ok"):
-        reported = report.get("code")
-        error = KernelError(f"dispatch {dispatch_id}: {report.get('error')}")
-        error.exit_code = reported if isinstance(reported, int) and reported in (1, 2, 3) else 2
-        raise error
-    return records.get(conn, dispatch_id)
+    try:
+        report = _read_report(proc, HANDSHAKE_TIMEOUT_S)
+        if report is None:
+            try:  # silent until now: either it is still working, or it is exiting without an answer
+                code: int | None = proc.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                code = None
+            if code is None:
+                raise SpawnFailed(
+                    f"dispatch {dispatch_id}: its supervisor did not report within {HANDSHAKE_TIMEOUT_S:g}s; "
+                    f"it keeps supervising, check `ic dispatch poll {dispatch_id}` "
+                    f"(log: {directory}/supervisor.log)"
+                )
+            reason = f"supervisor exited ({code}) before starting the agent; see {directory}/supervisor.log"
+            records.finish(conn, dispatch_id, "failed", error=reason)
+            raise SpawnFailed(f"dispatch {dispatch_id} failed: {reason}")
+        if not report.get("ok"):
+            reason = str(report.get("error") or "the agent did not start")
+            records.finish(conn, dispatch_id, "failed", error=reason)
+            raise SpawnFailed(f"dispatch {dispatch_id} failed: {reason}")
+        return _record_running(conn, dispatch_id, report)
+    finally:
+        _release_supervisor(proc)

@@ -1,79 +1,56 @@
-"""The supervisor: one small detached process per dispatch that starts the agent and sees it to its end.
+"""The supervisor: one small detached process per dispatch that sees its agent to a real end.
 
-`ic dispatch spawn` returns as soon as the agent runs; this process stays behind, so the real exit
-code, the end time and the agent's token usage are recorded even when no `ic` is watching.
+`kernel.dispatch.launch` has already started the agent, reported it to the spawner and forked the
+watchdog when this module is imported; `main` takes over from there. The real exit code, the end
+time and the agent's token usage are recorded even when no `ic` is watching.
 
-- It leads its own session (no terminal signal reaches it) and starts the agent in another new
-  session, so the agent's process group can be signalled as a whole without touching the supervisor.
-- It is a child subreaper (Linux `PR_SET_CHILD_SUBREAPER`): grandchildren orphaned by the agent are
-  re-parented to it and reaped, and whatever is left of the agent's group when the agent exits is
-  ended. No zombies, no orphans.
+- It leads its own session (no terminal signal reaches it); the agent leads another, so the
+  agent's process group can be signalled as a whole without touching the supervisor.
+- It waits for the spawner to let go (EOF on stdin: `running` is recorded, or the spawner died),
+  then reads the row: `running` with its agent's pid is the normal case; still `spawned` means the
+  spawner died first, so it records `running` itself; already terminal means the dispatch was
+  cancelled before its agent started, so the agent is ended at once.
+- It is a child subreaper (Linux `PR_SET_CHILD_SUBREAPER`): processes orphaned anywhere in the
+  agent's tree are re-parented to it and reaped. When the agent exits, its group is ended, then
+  every process still below the supervisor (those that left the group with setsid/setpgid too).
 - It waits on SIGCHLD (through a wakeup fd), not on a polling loop, and enforces `--timeout`.
+- Every few seconds it re-reads its row: when someone else ended the dispatch (`kill`, `wait
+  --timeout`, `poll`) and the agent still runs (that `ic` was interrupted during the grace
+  period), it ends the group itself. A terminal status is always followed by the processes.
 - Only the first terminal transition counts (see `records.finish`): after `kill` or `wait` ended the
   dispatch, the supervisor still adds the real exit code and the tokens.
 
-Protocol with the spawner: one JSON line on stdout, `{"ok":true,"pid":N}` once the row says running,
-or `{"ok":false,"code":C,"error":"..."}`; stdout is then closed. Diagnostics go to stderr, which the
-spawner points at `supervisor.log` in the dispatch's directory.
+Diagnostics go to stderr, which the spawner points at `supervisor.log` in the dispatch's directory.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from kernel import db as kdb
-from kernel.dispatch import config, procs, records, tokens
-from kernel.errors import KernelError
+from kernel.dispatch import procs, records, tokens
+from kernel.dispatch.launch import Launched
+from kernel.errors import KernelError, NotFound
 from kernel.model import Dispatch
 
 DB_TIMEOUT = 30.0
 TIMEOUT_GRACE_S = 5.0
 LEFTOVER_GRACE_S = 2.0
 FINAL_WRITE_ATTEMPTS = 8
-PR_SET_CHILD_SUBREAPER = 36
+RECHECK_EVERY_S = 2.0
+SPAWNER_WAIT_S = 60.0
 
 
 def log(message: str) -> None:
     sys.stderr.write(f"supervisor[{os.getpid()}]: {message}\n")
     sys.stderr.flush()
-
-
-class Reporter:
-    """The one-line answer to the spawner; later answers are dropped (the spawner has gone)."""
-
-    def __init__(self) -> None:
-        self.done = False
-
-    def send(self, obj: dict[str, Any]) -> None:
-        if self.done:
-            return
-        self.done = True
-        try:
-            os.write(1, (json.dumps(obj, separators=(",", ":")) + "\n").encode())
-        except OSError:
-            pass
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.close(devnull)
-
-
-def become_subreaper() -> None:
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    except (OSError, AttributeError) as exc:  # not Linux: orphans go to init as usual
-        log(f"cannot become a child subreaper: {exc}")
 
 
 class Signals:
@@ -108,7 +85,7 @@ class Signals:
 
 
 def reap_children(agent_pid: int) -> int | None:
-    """Reap every exited child (agent and adopted orphans); the agent's wait status if it was reaped."""
+    """Reap every exited child (agent, adopted orphans, watchdog); the agent's wait status if reaped."""
     agent_status = None
     while True:
         try:
@@ -138,7 +115,7 @@ def with_retries(what: str, action: Any) -> Any:
         try:
             return action()
         except (KernelError, sqlite3.Error) as exc:
-            if attempt == FINAL_WRITE_ATTEMPTS:
+            if attempt == FINAL_WRITE_ATTEMPTS or isinstance(exc, NotFound):
                 log(f"giving up on {what}: {exc}")
                 raise
             log(f"{what} failed ({exc}); retrying")
@@ -147,184 +124,195 @@ def with_retries(what: str, action: Any) -> Any:
     return None
 
 
+def record_quietly(what: str, action: Any) -> None:
+    try:
+        with_retries(what, action)
+    except (KernelError, sqlite3.Error):
+        pass
+
+
+def await_spawner(timeout_s: float) -> None:
+    """Block until the spawner closes our stdin (it recorded `running`, or died), at most `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            ready, _, _ = select.select([0], [], [], remaining)
+        except InterruptedError:
+            continue
+        if ready and not os.read(0, 4096):
+            break
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+
+
 class Supervisor:
-    def __init__(self, conn: sqlite3.Connection, row: Dispatch, reporter: Reporter) -> None:
+    def __init__(self, conn: sqlite3.Connection, row: Dispatch, agent: Launched) -> None:
+        assert agent.pid is not None
         self.conn = conn
         self.row = row
-        self.reporter = reporter
+        self.agent = agent
+        self.pid = agent.pid
         self.signals = Signals()
         self.timed_out = False
         self.stopped = False
-
-    def fail_before_start(self, error: str, code: int = 2) -> int:
-        with_retries(
-            "recording the failure", lambda: records.finish(self.conn, self.row.id, "failed", error=error)
-        )
-        self.reporter.send({"ok": False, "code": code, "error": error})
-        return 0
-
-    def argv(self) -> list[str]:
-        row = self.row
-        prompt = ""
-        template = row.command or []
-        if any("{prompt}" in arg for arg in template) and row.prompt_file:
-            with open(row.prompt_file, "rb") as fh:
-                prompt = os.fsdecode(fh.read())
-        values = {
-            "{prompt}": prompt,
-            "{prompt_file}": row.prompt_file or "",
-            "{output}": row.output_file or "",
-            "{model}": row.model or "",
-            "{id}": row.id,
-        }
-        return config.fill(template, values)
-
-    def start(self) -> subprocess.Popen[bytes] | int:
-        row = self.row
-        try:
-            argv = self.argv()
-        except OSError as exc:
-            return self.fail_before_start(f"cannot read prompt file {row.prompt_file}: {exc.strerror}")
-        if not argv:
-            return self.fail_before_start("the dispatch has no command")
-        env = dict(os.environ)
-        env["CLAVAIN_DISPATCH_ID"] = row.id
-        env["CLAVAIN_PROMPT_FILE"] = row.prompt_file or ""
-        env["CLAVAIN_OUTPUT_FILE"] = row.output_file or ""
-        if row.scope_id:
-            env["CLAVAIN_SCOPE_ID"] = row.scope_id
-        try:
-            out_fd = os.open(row.output_file or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        except OSError as exc:
-            return self.fail_before_start(f"cannot open output file {row.output_file}: {exc.strerror}")
-        try:
-            return subprocess.Popen(
-                argv,
-                cwd=row.project_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=out_fd,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-                env=env,
-            )
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            return self.fail_before_start(f"cannot start {argv[0]!r}: {reason}")
-        finally:
-            os.close(out_fd)
+        self.enforced = False
 
     def run(self) -> int:
-        started = self.start()
-        if isinstance(started, int):
-            return started
-        agent = started
-        pid = agent.pid
-        pid_start = procs.start_time(pid)
-        payload = {"pgid": pid, "pid_start": pid_start, **records.own_identity()}
+        self.take_over()
         try:
-            running = with_retries(
-                "recording running", lambda: records.mark_running(self.conn, self.row.id, pid, payload)
-            )
-        except (KernelError, sqlite3.Error):
-            running = False
-        if not running:
-            # Cancelled between spawn and start (or the database is gone): the agent must not run on.
-            procs.end_group(pid, 0.5)
-            self.reporter.send(
-                {"ok": False, "code": 1, "error": f"dispatch {self.row.id} ended before its agent started"}
-            )
-        else:
-            self.reporter.send({"ok": True, "pid": pid})
-        try:
-            status = self.supervise(pid)
+            status = self.supervise()
         except Exception as exc:  # a bug here must not leave the agent running unsupervised
             import traceback
 
             traceback.print_exc()
-            self.end_early("failed", f"supervisor error ({type(exc).__name__}: {exc}); agent ended", pid)
-            status = os.waitpid(pid, 0)[1]
-        self.record_end(pid, status)
+            self.end_early("failed", f"supervisor error ({type(exc).__name__}: {exc}); agent ended")
+            status = os.waitpid(self.pid, 0)[1]
+        self.record_end(status)
         return 0
 
-    def supervise(self, pid: int) -> int:
-        deadline = None if not self.row.timeout_s else time.monotonic() + self.row.timeout_s
+    def take_over(self) -> None:
+        """Make sure the record says `running` with this agent, or end the agent if it may not run."""
+        row = self.row
+        if row.status == "spawned":  # the spawner died before recording it
+            payload = records.running_payload(self.pid, self.agent.start, **records.own_identity())
+            try:
+                with_retries(
+                    "recording running", lambda: records.mark_running(self.conn, row.id, self.pid, payload)
+                )
+                row = records.get(self.conn, row.id)
+            except (KernelError, sqlite3.Error):
+                pass
+        if row.status != "running" or row.pid != self.pid:
+            log(f"dispatch {row.id} is {row.status} before its agent ran; ending the agent")
+            self.enforced = True
+            procs.end_group(self.pid, 0.5)
+
+    def supervise(self) -> int:
+        timeout_s = self.row.timeout_s
+        deadline = None if not timeout_s else self.agent.started + timeout_s
+        next_check = time.monotonic() + RECHECK_EVERY_S
         while True:
-            status = reap_children(pid)
+            status = reap_children(self.pid)
             if status is not None:
                 return status
             if self.signals.stop_signal is not None and not self.stopped:
                 self.stopped = True
                 name = signal.Signals(self.signals.stop_signal).name
-                self.end_early("failed", f"supervisor stopped by {name}; agent process group ended", pid)
+                self.end_early("failed", f"supervisor stopped by {name}; agent process group ended")
                 continue
             now = time.monotonic()
             if deadline is not None and now >= deadline and not self.timed_out:
                 self.timed_out = True
-                self.end_early("timeout", f"timed out after {self.row.timeout_s:g}s", pid)
+                self.end_early("timeout", f"timed out after {timeout_s:g}s")
                 continue
-            wait_for = 5.0 if deadline is None or self.timed_out else min(max(deadline - now, 0.0), 5.0)
-            self.signals.wait(wait_for)
+            if now >= next_check:
+                next_check = now + RECHECK_EVERY_S
+                self.follow_the_record()
+                continue
+            wake = next_check if deadline is None or self.timed_out else min(deadline, next_check)
+            self.signals.wait(max(wake - now, 0.0))
 
-    def end_early(self, status: str, error: str, pid: int) -> None:
+    def follow_the_record(self) -> None:
+        """End the agent once its dispatch is terminal: whoever recorded that may not have finished."""
+        if self.enforced:
+            return
         try:
-            with_retries(
-                f"recording {status}", lambda: records.finish(self.conn, self.row.id, status, error=error)
-            )
+            row = records.get(self.conn, self.row.id)
         except (KernelError, sqlite3.Error):
-            pass
-        procs.end_group(pid, TIMEOUT_GRACE_S)
+            return  # a locked or vanished database is no verdict; the agent runs on
+        if row.is_terminal:
+            self.enforced = True
+            log(f"dispatch is {row.status} while its agent runs; ending the agent's process group")
+            procs.end_group(self.pid, LEFTOVER_GRACE_S)
 
-    def record_end(self, pid: int, wait_status: int) -> None:
-        # Whatever the agent left behind in its group goes with it, then adopted orphans are reaped.
-        procs.end_group(pid, LEFTOVER_GRACE_S)
-        reap_children(pid)
+    def end_early(self, status: str, error: str) -> None:
+        conn, dispatch_id = self.conn, self.row.id
+        record_quietly(f"recording {status}", lambda: records.finish(conn, dispatch_id, status, error=error))
+        procs.end_group(self.pid, TIMEOUT_GRACE_S)
+
+    def record_end(self, wait_status: int) -> None:
+        # Whatever the agent left behind goes with it: its group, then anything else still below this
+        # process (escaped with setsid, adopted as orphans); the watchdog alone stays until disarmed.
+        procs.end_group(self.pid, LEFTOVER_GRACE_S)
+        keep = {self.agent.watchdog_pid} if self.agent.watchdog_pid else set()
+        procs.end_descendants(os.getpid(), LEFTOVER_GRACE_S, keep=keep)
+        reap_children(self.pid)
         code = os.waitstatus_to_exitcode(wait_status)
         usage = tokens.parse_file(self.row.output_file) if self.row.output_file else None
         status = "completed" if code == 0 else "failed"
         error = None if code == 0 else describe_exit(code)
         try:
-            with_retries(
+            record_quietly(
                 "recording the result",
                 lambda: records.finish(
                     self.conn, self.row.id, status, exit_code=code, error=error, usage=usage
                 ),
             )
-        except (KernelError, sqlite3.Error):
-            log(f"the result of dispatch {self.row.id} ({describe_exit(code)}) could not be recorded")
         except Exception as exc:  # e.g. the portfolio database failed while giving the slot back
             log(f"after recording dispatch {self.row.id}: {type(exc).__name__}: {exc}")
 
 
-def main(argv: list[str]) -> int:
-    reporter = Reporter()
-    if len(argv) != 2:
-        reporter.send({"ok": False, "code": 3, "error": "usage: supervisor <db> <dispatch id>"})
-        return 3
-    db_path, dispatch_id = Path(argv[0]), argv[1]
-    try:
-        conn = kdb.open_db(db_path, timeout=DB_TIMEOUT)
-        row = records.get(conn, dispatch_id)
-    except KernelError as exc:
-        reporter.send({"ok": False, "code": exc.exit_code, "error": exc.message})
-        return exc.exit_code
-    if row.status != "spawned":
-        reporter.send(
-            {"ok": False, "code": 1, "error": f"dispatch {dispatch_id} is {row.status}, not spawned"}
-        )
-        return 1
-    become_subreaper()
-    try:
-        return Supervisor(conn, row, reporter).run()
-    except Exception as exc:  # the spawner needs one line, and the log the whole story
-        import traceback
+def fail(conn: sqlite3.Connection, dispatch_id: str, error: str) -> None:
+    records.finish(conn, dispatch_id, "failed", error=error)
 
-        traceback.print_exc()
-        reporter.send({"ok": False, "code": 2, "error": f"supervisor failed: {type(exc).__name__}: {exc}"})
-        return 2
+
+def main(db_path: str, dispatch_id: str, agent: Launched) -> int:
+    """Take over from `launch`: make the record match the agent, then supervise it to the end."""
+    try:
+        try:  # opening takes no lock (WAL), so a busy database is no reason to fail here
+            conn = kdb.open_db(Path(db_path), timeout=DB_TIMEOUT)
+        except KernelError as exc:
+            if agent.pid is not None:  # nowhere to record it: the agent must not run unrecorded
+                log(f"ending the agent: the database cannot be opened ({exc})")
+                procs.end_group(agent.pid, 0.5)
+                reap_children(agent.pid)
+            return 2
+        try:
+            await_spawner(SPAWNER_WAIT_S)
+            if agent.pid is None:  # the spawner records this too; terminal is final, so both is fine
+                record_quietly(
+                    "recording the failure", lambda: fail(conn, dispatch_id, agent.error or "no agent")
+                )
+                return 0
+            row = with_retries("reading the dispatch", lambda: records.get(conn, dispatch_id))
+            return Supervisor(conn, row, agent).run()
+        except Exception as exc:
+            import traceback
+
+            traceback.print_exc()
+            if agent.pid is not None:
+                procs.end_group(agent.pid, 0.5)
+                reap_children(agent.pid)
+            log(f"supervisor failed ({type(exc).__name__}: {exc}); agent ended")
+            return 2
+        finally:
+            conn.close()
+    finally:
+        agent.disarm_watchdog()
+
+
+def after_supervisor_death(
+    db_path: str, dispatch_id: str, supervisor_pid: int, pid: int, start: int | None
+) -> None:
+    """The watchdog's one job: the supervisor died without a word, so end the agent and say so.
+
+    The agent's exit code is unknowable here (it was the supervisor's child), so the dispatch fails
+    with the reason and no exit code; a result recorded just before the death stays (terminal is final).
+    """
+    ended = False
+    if procs.owns_group(pid, start):
+        stragglers = procs.descendants(pid)
+        ended = procs.end_group(pid, TIMEOUT_GRACE_S)
+        ended = procs.end_pids(stragglers, LEFTOVER_GRACE_S) or ended
+    error = records.died_error("supervisor", supervisor_pid, ended_by="its watchdog" if ended else None)
+    sys.stderr.write(f"watchdog[{os.getpid()}]: {error}\n")
+    try:
+        conn = kdb.open_db(Path(db_path), timeout=DB_TIMEOUT)
+    except KernelError as exc:
+        sys.stderr.write(f"watchdog[{os.getpid()}]: cannot record it: {exc.message}\n")
+        return
+    try:
+        record_quietly("recording the failure", lambda: fail(conn, dispatch_id, error))
     finally:
         conn.close()
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

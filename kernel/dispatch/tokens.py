@@ -2,16 +2,19 @@
 
 Formats (the agents' documented machine output):
 - Codex `codex exec --json`: a JSONL event stream; each `{"type":"turn.completed","usage":{...}}`
-  carries `input_tokens`, `cached_input_tokens`, `output_tokens`. The last one wins.
-- Claude Code `claude -p --output-format json`: one result object with `usage` (`input_tokens`,
-  `output_tokens`, `cache_read_input_tokens`, `cache_creation_input_tokens`) and `total_cost_usd`;
-  `--output-format stream-json` ends with the same object as a `{"type":"result",...}` line.
+  carries `input_tokens`, `cached_input_tokens`, `output_tokens` (the session's running totals, so
+  the last one wins).
+- Claude Code `claude -p --output-format json`: one result object (`"type":"result"`) with `usage`
+  (`input_tokens`, `output_tokens`, `cache_read_input_tokens`, `cache_creation_input_tokens`) and
+  `total_cost_usd`; with `--verbose` (or `"verbose": true` in its settings) the same output is a JSON
+  array of every session message, the result object last. `--output-format stream-json` (which
+  requires `--verbose`) ends with the result object as its own line.
 
 One meaning for both: `input_tokens` is every prompt token the model processed (Codex already
 counts cached input in it; for Claude the cache reads and writes are added), `cache_tokens` is the
 part served from a prompt cache. Output files mix in logs, garbage and, after a kill, a cut-off last
-line: lines that do not parse are skipped, and no usage at all means None (callers then keep what
-`ic dispatch tokens` recorded).
+line: lines that do not parse are skipped, a field that is absent or null counts 0, and no usage at
+all means None (callers then keep what `ic dispatch tokens` recorded).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class TokenUsage:
 
 
 def _count(value: Any) -> int | None:
+    if value is None:
+        return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         return None
     return value
@@ -70,7 +75,12 @@ def _claude_usage(obj: dict[str, Any]) -> TokenUsage | None:
 
 
 def usage_of_object(obj: Any) -> TokenUsage | None:
-    """Usage carried by one parsed JSON value, if it is one of the recognised shapes."""
+    """Usage carried by one parsed JSON value, if it is one of the recognised shapes.
+
+    A list (Claude's `--verbose` json output) carries the usage of its last element that has one.
+    """
+    if isinstance(obj, list):
+        return next((u for u in map(usage_of_object, reversed(obj)) if u is not None), None)
     if not isinstance(obj, dict):
         return None
     kind = obj.get("type")
@@ -86,7 +96,7 @@ def parse_lines(lines: Iterable[str]) -> TokenUsage | None:
     found: TokenUsage | None = None
     for line in lines:
         text = line.strip()
-        if not text.startswith("{"):
+        if not text.startswith(("{", "[")):
             continue
         try:
             obj = json.loads(text)
@@ -102,15 +112,24 @@ def parse_text(text: str) -> TokenUsage | None:
     found = parse_lines(text.splitlines())
     if found is not None:
         return found
-    # A pretty-printed (multi-line) result object: try the whole output, then from its first '{'.
-    for candidate in (text, text[text.find("{") :] if "{" in text else ""):
+    # Pretty-printed JSON: a value opened by a line that is just "{" or "[" (after any log lines).
+    decoder = json.JSONDecoder()
+    for start in [0] + [m for m in _opener_offsets(text) if m > 0]:
         try:
-            usage = usage_of_object(json.loads(candidate))
+            value, _ = decoder.raw_decode(text, start)
         except ValueError:
             continue
-        if usage is not None:
-            return usage
-    return None
+        found = usage_of_object(value) or found
+    return found
+
+
+def _opener_offsets(text: str) -> list[int]:
+    offsets, at = [], 0
+    for line in text.splitlines(keepends=True):
+        if line.strip() in ("{", "["):
+            offsets.append(at + line.index(line.strip()))
+        at += len(line)
+    return offsets
 
 
 # Output files can be large; only the tail can hold the final usage of a well-behaved agent, but a

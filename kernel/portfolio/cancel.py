@@ -3,7 +3,8 @@
 One transaction in the portfolio database cancels the parent and the children's copies and frees
 the portfolio's dispatch slots (so no child can start new work from that instant); then, for each
 project, the child's running dispatches are killed and the child is cancelled in its own database in
-one transaction. A project that cannot be reached is reported; the others are still cancelled.
+one transaction. A project that cannot be reached is reported; the others are still cancelled, and
+cancelling again later reaches it.
 """
 
 from __future__ import annotations
@@ -65,14 +66,15 @@ def _cancel_row(conn: sqlite3.Connection, run: Run, reason: str | None, now: int
 
 
 def cancel_in_portfolio_db(conn: sqlite3.Connection, portfolio_id: str, *, reason: str | None) -> list[Run]:
-    """Cancel the parent and its active children's copies and free its slots: one transaction."""
+    """Cancel the parent and its active children's copies and free its slots: one transaction.
+
+    Returns the copies it cancelled (with the parent's, if the parent was active, that is what changed).
+    """
     with kdb.write_tx(conn):
         parent = get_portfolio(conn, portfolio_id)
         active = [c for c in children(conn, portfolio_id) if c.status == "active"]
         if parent.status != "active" and not active:
-            raise Refused(
-                f"portfolio {portfolio_id} is {parent.status} and has no active child; nothing to cancel"
-            )
+            return []
         now = clock.now()
         if parent.status == "active":
             _cancel_row(conn, parent, reason, now)
@@ -129,12 +131,22 @@ def cancel_portfolio(
     reason: str | None = None,
     timeout: float = kdb.DEFAULT_TIMEOUT,
 ) -> PortfolioCancel:
-    """Cancel the whole portfolio (see the module docstring for the order and the guarantees)."""
-    get_portfolio(conn, portfolio_id)
-    cancel_in_portfolio_db(conn, portfolio_id, reason=reason)
+    """Cancel the whole portfolio (see the module docstring for the order and the guarantees).
+
+    Running it again finishes what an earlier run could not (an unreachable project, an interrupt):
+    it is refused only when nothing anywhere was left to cancel.
+    """
+    was_active = get_portfolio(conn, portfolio_id).status == "active"
+    copies = cancel_in_portfolio_db(conn, portfolio_id, reason=reason)
     # Every child is visited, not only the copies that were active: a stale copy must not leave a
     # child running in its project.
     outcomes = [
         cancel_in_project(child, reason=reason, timeout=timeout) for child in children(conn, portfolio_id)
     ]
+    if not (was_active or copies or any(o.cancelled or o.killed or o.error for o in outcomes)):
+        parent = get_portfolio(conn, portfolio_id)
+        raise Refused(
+            f"portfolio {portfolio_id} is {parent.status} and no child is active in any project; "
+            "nothing to cancel"
+        )
     return PortfolioCancel(parent=get_portfolio(conn, portfolio_id), projects=outcomes)

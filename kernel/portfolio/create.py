@@ -4,12 +4,16 @@ The parent and all its children are written in ONE portfolio transaction; then e
 mirrored, under the same id, into its project's database (one transaction per project) so that
 `ic run current` inside the project finds it. Every database is opened (and initialised if new)
 before anything is written, so bad input fails with nothing written; should a project write still
-fail afterwards, everything already created is cancelled with the reason, never left half-made.
+fail afterwards, everything already created is cancelled with the reason, never left half-made, and
+an interrupt (Ctrl-C, SIGTERM) waits until the mirroring is done either way.
 """
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -158,13 +162,32 @@ def create_portfolio(
                     metadata=child_meta, token_budget=None, budget_enforce=False, max_dispatches=None,
                     now=now,
                 )  # fmt: skip
-        _mirror_children(conn, project_conns, spec, rules, parent_id, child_ids, child_meta)
+        with _signals_deferred():
+            _mirror_children(conn, project_conns, spec, rules, parent_id, child_ids, child_meta)
         parent = get_portfolio(conn, parent_id)
         return CreatedPortfolio(parent=parent, children=children(conn, parent_id), portfolio_db=portfolio_db)
     finally:
         for pconn in project_conns.values():
             pconn.close()
         conn.close()
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back while children are mirrored (or cancelled again after a failure).
+
+    Between the portfolio's commit and the last project's, an interrupt would leave a portfolio whose
+    children exist in some projects only; a held signal is delivered as soon as every database is
+    consistent again (complete, or cancelled), so Ctrl-C still ends the command right after.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _mirror_children(

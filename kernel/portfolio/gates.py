@@ -44,6 +44,15 @@ def _lag(child: Run | str, project: str, phase: str) -> str | None:
     return f"{project}: at {child.phase}"
 
 
+def _lagging(copies: list[Run], phase: str) -> list[str]:
+    """Why each of these children (read fresh from its project) holds the gate at `phase` back."""
+    found = (
+        _lag(read_child_or_error(c.project_dir, c.id, timeout=CHILD_TIMEOUT), c.project_dir, phase)
+        for c in copies
+    )
+    return [reason for reason in found if reason is not None]
+
+
 def _result(check: str, phase: str, lagging: list[str], total: int, noun: str) -> ConditionResult:
     if not lagging:
         return ConditionResult(check, phase, "pass", 0, f"all {total} {noun} at or past {phase}")
@@ -57,13 +66,7 @@ def check_children_at_phase(ctx: GateContext, rule: dict[str, Any]) -> Condition
     """Evaluated on a parent in the portfolio database: every child read fresh from its project."""
     phase = str(rule.get("phase") or ctx.to_phase)
     kids = children(ctx.conn, ctx.run.id)
-    lagging: list[str] = []
-    for kid in kids:
-        fresh = read_child_or_error(kid.project_dir, kid.id, timeout=CHILD_TIMEOUT)
-        reason = _lag(fresh, kid.project_dir, phase)
-        if reason is not None:
-            lagging.append(reason)
-    return _result("children_at_phase", phase, lagging, len(kids), "children")
+    return _result("children_at_phase", phase, _lagging(kids, phase), len(kids), "children")
 
 
 def _upstream_children(run: Run) -> tuple[list[Run], str | None]:
@@ -110,13 +113,9 @@ def check_upstreams_at_phase(ctx: GateContext, rule: dict[str, Any]) -> Conditio
         return ConditionResult("upstreams_at_phase", phase, "pass", 0, note)
     if not upstreams:
         return ConditionResult("upstreams_at_phase", phase, "pass", 0, "no upstream projects")
-    lagging: list[str] = []
-    for up in upstreams:
-        fresh = read_child_or_error(up.project_dir, up.id, timeout=CHILD_TIMEOUT)
-        reason = _lag(fresh, up.project_dir, phase)
-        if reason is not None:
-            lagging.append(reason)
-    return _result("upstreams_at_phase", phase, lagging, len(upstreams), "upstream projects")
+    return _result(
+        "upstreams_at_phase", phase, _lagging(upstreams, phase), len(upstreams), "upstream projects"
+    )
 
 
 register_check("children_at_phase", check_children_at_phase)

@@ -6,11 +6,14 @@ import sqlite3
 
 from kernel import queries as q
 from kernel.errors import NotFound, UsageError
+from kernel.events import is_unicode
 from kernel.model import Run
 
 
 def get_portfolio(conn: sqlite3.Connection, portfolio_id: str) -> Run:
     """The parent run `portfolio_id`; NotFound (exit 1) if absent, UsageError if it is not a parent."""
+    if not is_unicode(portfolio_id):
+        raise UsageError("the portfolio id is not valid UTF-8 text; ids are 8 characters of a-z and 0-9")
     run = q.fetch_one(conn, q.RUN_BY_ID, portfolio_id)
     if run is None:
         raise NotFound(

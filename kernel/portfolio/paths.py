@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kernel import db as kdb
 from kernel.errors import StorageError, UsageError
+from kernel.events import is_unicode
 
 
 def portfolio_db_path(db_flag: str | None, workspace: Path | None = None) -> Path:
@@ -35,6 +36,8 @@ def normalise_project(text: str, *, flag: str = "projects") -> str:
         raise UsageError(f"--{flag}: empty project path; give directories like /abs/path or ./rel")
     if "\x00" in raw:
         raise UsageError(f"--{flag}: project path contains a NUL byte")
+    if not is_unicode(raw):
+        raise UsageError(f"--{flag}: project path {raw!r} is not valid UTF-8; rename the directory")
     return os.path.realpath(os.path.abspath(raw))
 
 
@@ -65,3 +68,25 @@ def open_portfolio(
             "in this workspace or pass --db=PATH"
         )
     return kdb.open_db(path, timeout=timeout)
+
+
+FileKey = tuple[int, int] | None
+
+
+def _file_key(path: str) -> FileKey:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def db_identity(path: Path) -> tuple[FileKey, FileKey]:
+    """Which database file, and which WAL index, `path` is right now.
+
+    A database restored by copying a backup over the file (removing its -wal and -shm, as one must)
+    keeps the file's inode, and a connection opened before goes on reading the old WAL index: it
+    would never see the new content. The -shm file is created anew by the next opener, so a change of
+    either inode means "reopen". While the holder's connection is open the -shm file stays put.
+    """
+    return _file_key(str(path)), _file_key(f"{path}-shm")

@@ -7,17 +7,26 @@ phase/status on the portfolio copy and the new cursor. Because the events and th
 together, a relay killed at any instant resumes with no duplicate and no gap; because the cursor is
 re-checked inside the write lock, two relays racing on one portfolio cannot double-write either.
 A child whose database is missing, corrupt or locked is reported and skipped; the others go on.
+
+A child database that was replaced (restored from a backup, re-created) shows event ids that went back
+below the cursor. Relaying on once its new events pass the cursor would skip the ones that reuse ids
+below it, forever and silently, so the relay stops relaying that project instead (the cursor is
+stored negated, see `RelayCursor`) and says so every tick, until an operator resets the cursor
+(`kernel.portfolio.cursors`). A replacement is seen by any tick that runs while its ids are still
+below the cursor; one whose new events overtook the cursor while no relay was running is not (the
+schema keeps no fingerprint of the database), so restoring a child database is followed by
+`ic portfolio cursor reset`.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
 
-from kernel import clock, events, eventtypes
+from kernel import clock, eventtypes
 from kernel import db as kdb
 from kernel import queries as q
 from kernel.errors import KernelError, StorageError
@@ -25,7 +34,8 @@ from kernel.model import Event, JsonObject, Run
 from kernel.portfolio.childdb import CHILD_TIMEOUT
 from kernel.portfolio.contracts import RelayChild, RelayTick
 from kernel.portfolio.lookup import children, get_portfolio
-from kernel.portfolio.paths import project_db_path, require_absolute
+from kernel.portfolio.paths import FileKey, db_identity, project_db_path, require_absolute
+from kernel.portfolio.rows import ChildEvent
 
 # child phase event type -> relayed event type. A failed child blocks its portfolio, hence child_blocked.
 RELAYED_TYPES: dict[str, str] = {
@@ -42,13 +52,21 @@ STATE_CHANGES = frozenset(
 )
 
 
+class ReplacedDatabase(StorageError):
+    """The child's project database is not the one the relay cursor was read from."""
+
+
+def replaced_hint(portfolio_id: str, project: str) -> str:
+    return f"relaying it is stopped until `ic portfolio cursor reset {portfolio_id} --project={project}`"
+
+
 @dataclass(frozen=True, slots=True)
 class ChildSnapshot:
     """What one read of a child's project database saw: events in (after, upto] and the run row."""
 
     after: int
     upto: int
-    events: list[Event]
+    events: list[ChildEvent]
     run: Run
 
 
@@ -59,6 +77,7 @@ class ChildOutcome:
     relayed: int
     cursor: int
     error: str | None = None
+    stalled: bool = False  # relaying it is stopped: its database was replaced (the error says so)
 
     def to_json(self) -> JsonObject:
         return asdict(self)
@@ -68,6 +87,7 @@ class ChildOutcome:
 class TickReport:
     portfolio_id: str
     children: list[ChildOutcome]
+    stopped: bool = False  # a stop was requested: the children after the last one were not visited
 
     @property
     def relayed(self) -> int:
@@ -102,24 +122,29 @@ class ChildReaders:
     """Read-only connections to the children's project databases, kept open across ticks.
 
     Opening a database (and checking its schema) costs more than reading a hundred events, so a
-    long-running relay keeps one connection per project. A connection is reopened when the file is
-    replaced (another inode) and dropped after any error, so a repaired database is picked up at the
-    next tick.
+    long-running relay keeps one connection per project. A connection is reopened when the file or
+    its WAL index is replaced (`db_identity`) and dropped after any error, so a repaired or restored
+    database is picked up at the next tick.
     """
 
     def __init__(self, timeout: float = CHILD_TIMEOUT) -> None:
         self.timeout = timeout
-        self._open: dict[str, tuple[sqlite3.Connection, tuple[int, int]]] = {}
+        self._open: dict[str, tuple[sqlite3.Connection, tuple[FileKey, FileKey]]] = {}
+        self._paths: dict[str, Path] = {}
+
+    def _path(self, project_dir: str) -> Path:
+        path = self._paths.get(project_dir)
+        if path is None:
+            require_absolute(project_dir)
+            path = self._paths[project_dir] = project_db_path(project_dir)
+        return path
 
     def get(self, project_dir: str) -> sqlite3.Connection:
-        require_absolute(project_dir)
-        path = project_db_path(project_dir)
-        try:
-            st = os.stat(path)
-        except OSError:
+        path = self._path(project_dir)
+        identity = db_identity(path)
+        if identity[0] is None:
             self.drop(project_dir)
-            raise StorageError(f"{path}: project database is missing") from None
-        identity = (st.st_dev, st.st_ino)
+            raise StorageError(f"{path}: project database is missing")
         cached = self._open.get(project_dir)
         if cached is not None and cached[1] == identity:
             return cached[0]
@@ -131,7 +156,7 @@ class ChildReaders:
         except BaseException:
             conn.close()
             raise
-        self._open[project_dir] = (conn, identity)
+        self._open[project_dir] = (conn, db_identity(path))  # the -shm file exists once it is open
         return conn
 
     def drop(self, project_dir: str) -> None:
@@ -149,16 +174,16 @@ def _read_window(conn: sqlite3.Connection, child: Run, after: int) -> ChildSnaps
     try:
         upto = q.fetch_one(conn, q.EVENTS_SEQUENCE) or 0
         if upto < after:
-            raise StorageError(
-                f"{child.project_dir}: event ids went back ({upto} < cursor {after}); the project "
-                "database was replaced, refusing to guess what was relayed"
+            raise ReplacedDatabase(
+                f"its event ids went back to {upto}, below the relay cursor {after}: the project database "
+                "was replaced"
             )
         found = q.fetch_all(conn, q.CHILD_PHASE_EVENTS_IN_WINDOW, child.id, after, upto)
         run = q.fetch_one(conn, q.RUN_BY_ID, child.id)
     finally:
         conn.execute("COMMIT")
     if run is None:
-        raise StorageError(f"{child.project_dir}: child run {child.id} is not in the project database")
+        raise StorageError(f"child run {child.id} is not in the project database")
     return ChildSnapshot(
         after=after, upto=upto, events=[e for e in found if e.type in RELAYED_TYPES], run=run
     )
@@ -181,13 +206,43 @@ def _cursor(conn: sqlite3.Connection, portfolio_id: str, project: str) -> int:
     return 0 if cursor is None else cursor.last_event_id
 
 
-def _payload(portfolio_id: str, project: str, event: Event) -> dict[str, Any]:
-    return {
-        "portfolio_id": portfolio_id,
-        "project": project,
-        "child_event_id": event.id,
-        "child_event_type": event.type,
-    }
+# The relay is the stream's one bulk writer (thousands of events a tick), so it inserts with
+# executemany and builds its fixed-shape payloads as text; the columns and the JSON encoding
+# (compact, sorted keys, ASCII) are exactly those of `kernel.events.record`.
+_INSERT_EVENTS = (
+    "INSERT INTO events (run_id, source, type, from_state, to_state, reason, dispatch_id, payload, "
+    f"timestamp) VALUES (?, '{eventtypes.RELAY}', ?, ?, ?, ?, NULL, ?, ?)"
+)
+
+
+def _event_rows(
+    portfolio_id: str, child: Run, found: list[ChildEvent], downstream: list[Run]
+) -> Iterator[tuple[str, str, str | None, str | None, str | None, str, int]]:
+    """The rows of the relayed events: each child event, then its upstream_changed per downstream.
+
+    Payload keys in sorted order: child_event_id, child_event_type, portfolio_id, project[, upstream].
+    """
+    pid = json.dumps(portfolio_id)
+    tail = f',"portfolio_id":{pid},"project":{json.dumps(child.project_dir)}}}'
+    upstream = json.dumps(child.project_dir)
+    down_tails = [
+        (d.id, f',"portfolio_id":{pid},"project":{json.dumps(d.project_dir)},"upstream":{upstream}}}')
+        for d in downstream
+    ]
+    for e in found:
+        head = f'{{"child_event_id":{e.id},"child_event_type":"{e.type}"'
+        yield (child.id, RELAYED_TYPES[e.type], e.from_state, e.to_state, e.reason, head + tail, e.timestamp)
+        if e.type in STATE_CHANGES:
+            for down_id, down_tail in down_tails:
+                yield (
+                    down_id, eventtypes.UPSTREAM_CHANGED, e.from_state, e.to_state, e.reason,
+                    head + down_tail, e.timestamp,
+                )  # fmt: skip
+
+
+def _moved(child: Run, snap: ChildSnapshot) -> bool:
+    run = snap.run
+    return (run.phase, run.status, run.completed_at) != (child.phase, child.status, child.completed_at)
 
 
 def write_child_snapshot(
@@ -199,61 +254,64 @@ def write_child_snapshot(
 ) -> int | None:
     """Relay one snapshot in one transaction; the number relayed, or None if the cursor moved meanwhile."""
     project = child.project_dir
+    now = clock.now()
     with kdb.write_tx(conn):
         if _cursor(conn, portfolio_id, project) != snap.after:
             return None  # another relay got here first: re-read from the cursor it left
-        for event in snap.events:
-            events.record(
-                conn, source=eventtypes.RELAY, type=RELAYED_TYPES[event.type], run_id=child.id,
-                from_state=event.from_state, to_state=event.to_state, reason=event.reason,
-                payload=_payload(portfolio_id, project, event), timestamp=event.timestamp,
-            )  # fmt: skip
-            if event.type in STATE_CHANGES:
-                for down in downstream:
-                    payload = {**_payload(portfolio_id, down.project_dir, event), "upstream": project}
-                    events.record(
-                        conn, source=eventtypes.RELAY, type=eventtypes.UPSTREAM_CHANGED, run_id=down.id,
-                        from_state=event.from_state, to_state=event.to_state, reason=event.reason,
-                        payload=payload, timestamp=event.timestamp,
-                    )  # fmt: skip
-        run = snap.run
-        if (run.phase, run.status, run.completed_at) != (child.phase, child.status, child.completed_at):
+        conn.executemany(_INSERT_EVENTS, _event_rows(portfolio_id, child, snap.events, downstream))
+        if _moved(child, snap):
+            run = snap.run
             conn.execute(
                 "UPDATE runs SET phase = ?, status = ?, completed_at = ?, updated_at = ? WHERE id = ? "
                 "AND parent_run_id = ?",
-                (run.phase, run.status, run.completed_at, clock.now(), child.id, portfolio_id),
+                (run.phase, run.status, run.completed_at, now, child.id, portfolio_id),
             )
-        conn.execute(
-            "INSERT INTO relay_cursors (portfolio_id, project_dir, last_event_id, updated_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (portfolio_id, project_dir) "
-            "DO UPDATE SET last_event_id = excluded.last_event_id, updated_at = excluded.updated_at",
-            (portfolio_id, project, snap.upto, clock.now()),
-        )
+        set_cursor(conn, portfolio_id, project, snap.upto, now)
     return len(snap.events)
 
 
-def _needs_write(child: Run, snap: ChildSnapshot) -> bool:
-    run = snap.run
-    moved = (run.phase, run.status, run.completed_at) != (child.phase, child.status, child.completed_at)
-    return snap.upto > snap.after or moved
+def set_cursor(conn: sqlite3.Connection, portfolio_id: str, project: str, value: int, now: int) -> None:
+    """Store a project's relay cursor; must run inside the caller's write transaction."""
+    conn.execute(
+        "INSERT INTO relay_cursors (portfolio_id, project_dir, last_event_id, updated_at) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (portfolio_id, project_dir) "
+        "DO UPDATE SET last_event_id = excluded.last_event_id, updated_at = excluded.updated_at",
+        (portfolio_id, project, value, now),
+    )
+
+
+def _stall(conn: sqlite3.Connection, portfolio_id: str, project: str, after: int) -> None:
+    """Mark the cursor stopped (negated), unless another relay moved it since it was read."""
+    with kdb.write_tx(conn):
+        if after > 0 and _cursor(conn, portfolio_id, project) == after:
+            set_cursor(conn, portfolio_id, project, -after, clock.now())
 
 
 def relay_child(
     conn: sqlite3.Connection, portfolio_id: str, child: Run, downstream: list[Run], readers: ChildReaders
 ) -> ChildOutcome:
     """Bring one child up to date; read errors become the outcome's error, never an exception."""
+    project = child.project_dir
     for _ in range(3):
-        after = _cursor(conn, portfolio_id, child.project_dir)
+        after = _cursor(conn, portfolio_id, project)
+        if after < 0:
+            hint = replaced_hint(portfolio_id, project)
+            message = f"its database was replaced (at cursor {-after}); {hint}"
+            return ChildOutcome(project, child.id, 0, after, message, stalled=True)
         try:
             snap = read_child_snapshot(child, after, readers)
+        except ReplacedDatabase as exc:
+            _stall(conn, portfolio_id, project, after)
+            message = f"{exc.message}; {replaced_hint(portfolio_id, project)}"
+            return ChildOutcome(project, child.id, 0, -after, message, stalled=True)
         except KernelError as exc:
-            return ChildOutcome(child.project_dir, child.id, 0, after, exc.message)
-        if not _needs_write(child, snap):
-            return ChildOutcome(child.project_dir, child.id, 0, after)
+            return ChildOutcome(project, child.id, 0, after, exc.message)
+        if snap.upto == after and not _moved(child, snap):
+            return ChildOutcome(project, child.id, 0, after)
         relayed = write_child_snapshot(conn, portfolio_id, child, snap, downstream)
         if relayed is not None:
-            return ChildOutcome(child.project_dir, child.id, relayed, snap.upto)
-    return ChildOutcome(child.project_dir, child.id, 0, after, "another relay kept moving the cursor; retry")
+            return ChildOutcome(project, child.id, relayed, snap.upto)
+    return ChildOutcome(project, child.id, 0, after, "another relay kept moving the cursor; retry")
 
 
 def relay_tick(
@@ -266,7 +324,8 @@ def relay_tick(
     """One pass over every child of the portfolio. Portfolio database errors propagate.
 
     Pass the same `readers` to every tick of a long-running relay; without it the tick opens and
-    closes its own connections.
+    closes its own connections. `should_stop` is asked before each child (a signal ends the tick
+    between two children's transactions, never inside one).
     """
     own = readers is None
     active = ChildReaders() if readers is None else readers
@@ -281,7 +340,7 @@ def relay_tick(
         outcomes: list[ChildOutcome] = []
         for child in kids:
             if should_stop():
-                break
+                return TickReport(portfolio_id, outcomes, stopped=True)
             outcomes.append(
                 relay_child(conn, portfolio_id, child, downstream.get(child.project_dir, []), active)
             )

@@ -11,10 +11,12 @@ import select
 import signal
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from kernel.errors import KernelError, NotFound
+from kernel.errors import KernelError, NotFound, StorageError
+from kernel.portfolio.paths import db_identity
 from kernel.portfolio.relay import ChildReaders, TickReport, relay_tick
 
 
@@ -52,6 +54,9 @@ class Stopper:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.stopped = True
 
+    def is_stopped(self) -> bool:
+        return self.stopped
+
     def sleep(self, seconds: float) -> None:
         """Sleep up to `seconds`, returning early when a stop was requested."""
         if self.stopped or self._pipe is None:
@@ -69,6 +74,7 @@ def run_loop(
     conn: sqlite3.Connection,
     portfolio_id: str,
     *,
+    path: Path,
     interval: float,
     timeout: float,
     stopper: Stopper,
@@ -77,19 +83,26 @@ def run_loop(
 ) -> None:
     """Tick every `interval` until stopped; a portfolio database error is reported and retried.
 
-    The portfolio disappearing (NotFound) ends the loop with that error.
+    The portfolio disappearing (NotFound) ends the loop with that error, and so does its database file
+    `path` being removed or replaced: the open connection would go on writing to a file nobody reads.
     """
+    identity = db_identity(path)
     readers = ChildReaders(timeout)
     try:
         while not stopper.stopped:
+            if db_identity(path) != identity:
+                raise StorageError(
+                    f"{path} was removed or replaced while the relay ran; start the relay again on the "
+                    "current file"
+                )
             try:
-                report = relay_tick(conn, portfolio_id, readers=readers, should_stop=lambda: stopper.stopped)
+                report = relay_tick(conn, portfolio_id, readers=readers, should_stop=stopper.is_stopped)
             except NotFound:
                 raise
             except KernelError as exc:
                 on_error(exc.message)
             except sqlite3.Error as exc:
-                on_error(f"portfolio database: {exc}")
+                on_error(f"portfolio database {path}: {exc}")
             else:
                 on_tick(report)
             stopper.sleep(interval)

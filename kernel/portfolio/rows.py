@@ -7,14 +7,20 @@ each follows the kernel.model conventions (frozen, slotted, `from_row`, `to_json
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from kernel.model import JsonObject
 
 
 @dataclass(frozen=True, slots=True)
 class RelayCursor:
-    """How far the relay has read one child project's event stream for one portfolio."""
+    """How far the relay has read one child project's event stream for one portfolio.
+
+    A negative `last_event_id` means the relay stopped relaying this project because its database was
+    replaced (event ids went back below the cursor at -last_event_id): it stays stopped, across relay
+    restarts, until an operator resets the cursor (`ic portfolio cursor reset`). The mark lives in the
+    cursor itself so it commits with the relay's own bookkeeping and needs no schema change.
+    """
 
     portfolio_id: str
     project_dir: str
@@ -27,8 +33,28 @@ class RelayCursor:
     def from_row(cls, row: Any) -> RelayCursor:
         return cls(*tuple(row))
 
+    @property
+    def stalled(self) -> bool:
+        return self.last_event_id < 0
+
+    @property
+    def position(self) -> int:
+        """The last child event id relayed (for a stalled cursor: where it was when it stopped)."""
+        return abs(self.last_event_id)
+
     def to_json(self) -> JsonObject:
         return asdict(self)
+
+
+class ChildEvent(NamedTuple):
+    """The columns of a child's phase event that the relay copies (a tuple: thousands per tick)."""
+
+    id: int
+    type: str
+    from_state: str | None
+    to_state: str | None
+    reason: str | None
+    timestamp: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from kernel.errors import KernelError, NotFound, Refused
 from kernel.model import Run
 from kernel.portfolio.budget import refuse_if_over_budget
 from kernel.portfolio.childdb import open_child_db
+from kernel.portfolio.lookup import get_portfolio
 from kernel.portfolio.rows import DispatchSlot
 
 # A slot whose holder is unknown (no pid anywhere) is kept this long before it counts as abandoned.
@@ -71,6 +72,13 @@ def _slot_is_live(slot: DispatchSlot, now: int) -> bool:
     if holder is not None:
         return pid_alive(holder)
     return now - slot.acquired_at < UNKNOWN_HOLDER_GRACE_S
+
+
+def list_slots(conn: sqlite3.Connection, portfolio_id: str) -> tuple[Run, list[tuple[DispatchSlot, bool]]]:
+    """The portfolio and its held slots, each with whether it is live right now."""
+    parent = get_portfolio(conn, portfolio_id)
+    now = clock.now()
+    return parent, [(s, _slot_is_live(s, now)) for s in q.fetch_all(conn, q.SLOTS_OF_PORTFOLIO, portfolio_id)]
 
 
 def reclaim_dead_slots(conn: sqlite3.Connection, portfolio_id: str) -> list[DispatchSlot]:

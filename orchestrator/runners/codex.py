@@ -1,9 +1,10 @@
 """Codex: `codex exec --json`, one JSON event per line.
 
 Events read: `item.completed` with an `agent_message` item (the last one is the final message),
-`command_execution` and `file_change` items (shown), `turn.completed` (its `usage` is summed),
-`turn.failed` and `error` (the agent failed). Older builds' `{"msg": {"type": "agent_message"}}`
-lines are understood too. Anything else is tolerated and only logged.
+`command_execution`, `file_change` and (non-fatal) `error` items (shown), `turn.completed` (its
+`usage` is summed), `turn.failed` and `error` (the agent failed). Older builds'
+`{"msg": {"type": "agent_message"}}` lines are understood too. Anything else is tolerated and only
+logged.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class CodexParser(OutputParser):
             changes = item.get("changes") or []
             paths = [str(c.get("path")) for c in changes if isinstance(c, dict)]
             return "edited " + ", ".join(paths) if paths else None
+        if kind == "error":  # a non-fatal error the agent carried on after: shown, not a failure
+            return f"warning: {item.get('message', '')}"
         return None
 
 

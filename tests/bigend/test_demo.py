@@ -132,6 +132,25 @@ def test_live_changes_keep_the_workspace_moving_and_stop_on_request(tmp_path: Pa
     assert max_event_ids(info) >= before + 5
 
 
+def test_live_changes_use_the_real_clock_and_leave_it_unpinned(tmp_path: Path) -> None:
+    """Live writes are stamped with the real time, and the changer leaves no IC_NOW behind."""
+    from bigend.demo import _Changer
+
+    info = build_demo(tmp_path / "ws", now=int(time.time()) - 3600, seed="clock")
+    assert "IC_NOW" not in os.environ
+    before = max_event_ids(info)
+    changer = _Changer(info.root)
+    try:
+        for _ in range(60):
+            changer.step()
+            assert "IC_NOW" not in os.environ
+    finally:
+        changer.close()
+    stamps = [t for (t,) in all_rows(info, "SELECT timestamp FROM events")]
+    assert max(stamps) <= int(time.time())
+    assert max_event_ids(info) > before
+
+
 def test_bigend_demo_command_builds_then_refuses_to_overwrite(tmp_path: Path) -> None:
     found = shutil.which("bigend")
     command = [found] if found else [sys.executable, "-m", "bigend"]

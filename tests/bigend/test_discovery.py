@@ -182,3 +182,11 @@ def test_unreadable_directories_are_skipped_and_unreadable_roots_reported(world_
 
     assert seen["projects"] == [str(visible)]
     assert seen["unreadable"] == {str(base / "private-root"): "is not readable (permission denied)"}
+
+
+def test_orchestrator_worktrees_are_not_projects_of_their_own(tmp_path: Path) -> None:
+    """Issue worktrees under .orchestrator/ are checkouts of the repository, not more projects."""
+    repo = kernel_project(tmp_path / "repo")
+    kernel_project(repo / ".orchestrator" / "worktrees" / "007")
+    result = discover([tmp_path], depth=5)
+    assert [p.path for p in result.projects] == [repo]

@@ -6,8 +6,17 @@ from bigend.core.status import UnifiedStatus
 from bigend.ui import format as fmt
 from bigend.ui.filtering import parse_filter
 from bigend.ui.text import clean, literal
-from bigend.ui.views import dashboard_runs, project_runs
-from tests.snapshots.fixture_state import NOW, build_state, project, run
+from bigend.ui.views import (
+    attention_reason,
+    child_projects,
+    dashboard_runs,
+    find_run,
+    portfolio_children,
+    portfolio_members,
+    project_runs,
+)
+from bigend.ui.widgets.project_sidebar import badge
+from tests.snapshots.fixture_state import NOW, build_state, event, project, run, with_portfolio
 
 
 def test_durations_fit_six_cells() -> None:
@@ -97,3 +106,76 @@ def test_portfolio_copies_of_child_runs_stay_off_the_dashboard() -> None:
     ordinary = workspace.model_copy(update={"portfolio": False})
     plain = state.model_copy(update={"projects": [*state.projects, ordinary]})
     assert ("workspace", child.id) in [(p.name, r.id) for p, r in dashboard_runs(plain, NOW)]
+
+
+def test_compact_tokens_fit_five_characters() -> None:
+    cases = {0: "0", 950: "950", 9_499: "9.5k", 12_450: "12k", 729_154: "729k", 999_499: "999k",
+             999_500: "1.0M", 1_234_567: "1.2M"}  # fmt: skip
+    for value, text in cases.items():
+        assert fmt.tokens_compact(value) == text
+        assert len(text) <= 5
+
+
+def test_source_filter_names_the_line_prefix_family_or_the_raw_source() -> None:
+    phase = event("atlas", 1, "r1", "phase", "advance", 0)
+    tmux = event("atlas", 2, None, "tmux", "session.attached", 0)
+    chat = event("atlas", 3, None, "messaging", "mention", 0)
+    kernel = parse_filter("source=kernel")
+    assert kernel.matches_event(phase, "atlas")
+    assert not kernel.matches_event(tmux, "atlas") and not kernel.matches_event(chat, "atlas")
+    assert parse_filter("source=tmux").matches_event(tmux, "atlas")
+    assert parse_filter("source=mess").matches_event(chat, "atlas")
+    assert parse_filter("source=phase").matches_event(phase, "atlas")
+    assert not parse_filter("source=dispatch").matches_event(phase, "atlas")
+
+
+def test_a_key_with_no_value_yet_filters_nothing() -> None:
+    """`t` opens the bar with `type=`: until a value is typed, nothing may disappear."""
+    query = parse_filter("type=")
+    assert query.empty
+    assert query.matches_event(event("atlas", 1, "r1", "phase", "advance", 0), "atlas")
+    assert parse_filter("status=blocked type=").terms == {"status": "blocked"}
+
+
+def test_attention_reason_says_why_a_run_needs_the_operator() -> None:
+    state = build_state()
+    by_name = {p.name: p for p in state.projects}
+    interverse, atlas = by_name["interverse"], by_name["atlas"]
+    blocked = find_run(interverse, "k3v9qa1m")
+    failed = find_run(atlas, "f4il3d00")
+    live = find_run(interverse, "p0x7c2de")
+    assert blocked is not None and failed is not None and live is not None
+    assert attention_reason(interverse, blocked) == "gate: review needs a passing verdict"
+    assert attention_reason(atlas, failed) == "failed: dispatch e9f8g7h6 exited 1"
+    assert attention_reason(interverse, live) is None
+    silent = run("atlas", "c4nc3l00", "g", "planned", status="cancelled")
+    assert attention_reason(atlas, silent) == "cancelled"
+
+
+def test_sidebar_badge_counts_the_database_and_portfolios() -> None:
+    state = with_portfolio(build_state())
+    by_name = {p.name: p for p in state.projects}
+    interverse = by_name["interverse"].model_copy(update={"runs_total": 240})
+    assert badge(interverse).plain == "[240 runs] ■1"  # more runs in the database than loaded
+    assert badge(by_name["legacy-tools"]).plain == "[0 runs] !"
+    # the workspace: one parent (its two copies are counted, and blocked, in their own projects)
+    assert badge(by_name["workspace"]).plain == "[1 portfolio]"
+    assert badge(by_name["harbor"]).plain == "[2 runs] ■1"
+
+
+def test_portfolio_parent_first_then_its_children() -> None:
+    state = with_portfolio(build_state())
+    workspace = next(p for p in state.projects if p.portfolio)
+    listed = [r.id for r in project_runs(workspace, NOW, show_all=False)]
+    assert listed == ["p0rtf0l1", "c1atlas0", "c2harbr0"]
+    assert child_projects(state, workspace) == {"c1atlas0": "atlas", "c2harbr0": "harbor"}
+    # children in the order of their project names (the parent's detail lists them so), not their ids
+    renamed = {"c1atlas0": "zeta", "c2harbr0": "alpha"}
+    by_name = [r.id for r in project_runs(workspace, NOW, False, renamed)]
+    assert by_name == ["p0rtf0l1", "c2harbr0", "c1atlas0"]
+    assert portfolio_children(workspace) == {"p0rtf0l1": 2}
+    parent = find_run(workspace, "p0rtf0l1")
+    members = portfolio_members(state, workspace, parent)
+    # the child projects' own rows, not the portfolio's copies (the atlas copy lags at `planned`)
+    assert [(name, r.phase) for name, r in members] == [("atlas", "executing"), ("harbor", "strategized")]
+    assert portfolio_members(state, workspace, find_run(workspace, "c1atlas0")) == []

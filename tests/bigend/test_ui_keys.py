@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.command import CommandPalette
 
 from bigend.ui.app import BigendApp
@@ -49,17 +50,11 @@ async def test_tab_h_l_cycle_the_panes_of_the_project_view() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
         sidebar, runs, detail = widgets(app)
-        assert app.focused is runs
-        await pilot.press("tab")
-        assert app.focused is detail
-        await pilot.press("tab")
-        assert app.focused is sidebar
-        await pilot.press("shift+tab")
-        assert app.focused is detail
-        await pilot.press("h", "h")
-        assert app.focused is sidebar
-        await pilot.press("l")
-        assert app.focused is runs
+        order: list[object] = []
+        for keys in ((), ("tab",), ("tab",), ("shift+tab",), ("h", "h"), ("l",)):
+            await pilot.press(*keys)
+            order.append(app.focused)
+        assert order == [runs, detail, sidebar, detail, sidebar, runs]
 
 
 async def test_dashboard_panes_cycle_between_table_and_stream() -> None:
@@ -117,7 +112,7 @@ async def test_filter_by_status_text_phase_and_project() -> None:
         assert bar.display and app.focused is bar
         await pilot.press(*"status=bl")
         await pilot.pause(0.3)  # typing filters live, after a short debounce
-        assert [r.key.value.split("\x00")[1] for r in table.ordered_rows] == ["k3v9qa1m"]
+        assert [(r.key.value or "").split("\x00")[1] for r in table.ordered_rows] == ["k3v9qa1m"]
         await pilot.press("enter")
         assert not bar.display
         assert "filter: status=bl" in screen_text(app)
@@ -137,8 +132,9 @@ async def test_filter_by_status_text_phase_and_project() -> None:
 async def test_filter_typing_h_l_q_goes_into_the_input() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("slash", *"hlqjk")
-        assert app.main.query_one(FilterBar).value == "hlqjk"
+        await pilot.press("slash", *"hlqjk123/tsp")  # tab, pane, filter and event keys type themselves
+        assert app.main.query_one(FilterBar).value == "hlqjk123/tsp"
+        assert app.main.active_tab == "dashboard"
         assert app.is_running
 
 
@@ -241,13 +237,26 @@ async def test_detail_without_a_run_shows_the_projects_dispatches_and_events() -
         text = screen_text(app)
         assert "No run selected" in text
         assert "[0 runs] !" in text
+        # the `!` is explained where the operator looks next
+        assert "! Could not read this project: database is locked (timed out after 2.5 s)." in text
+
+
+def with_hostile_name(name: str) -> BigendApp:
+    """The fixture with its second project (harbor) renamed to `name`."""
+    state = build_state()
+    hostile = state.projects[1].model_copy(update={"name": name})
+    state = state.model_copy(update={"projects": [state.projects[0], hostile, *state.projects[2:]]})
+    return BigendApp(state=state, clock=frozen_clock)
+
+
+def burst(app: BigendApp, keys: str) -> None:
+    """Keys posted all at once, as a fast typist or tmux send-keys delivers them (no pause between)."""
+    for character in keys:
+        app.post_message(events.Key("slash" if character == "/" else character, character))
 
 
 async def test_palette_shows_a_hostile_project_name_literally() -> None:
-    state = build_state()
-    hostile = state.projects[1].model_copy(update={"name": "[red]evil[/red]"})
-    state = state.model_copy(update={"projects": [state.projects[0], hostile, *state.projects[2:]]})
-    app = BigendApp(state=state, clock=frozen_clock)
+    app = with_hostile_name("[red]evil[/red]")
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+p", *"open project")
         await pilot.pause(0.3)
@@ -255,12 +264,9 @@ async def test_palette_shows_a_hostile_project_name_literally() -> None:
 
 
 async def test_hostile_names_and_filter_text_never_become_markup() -> None:
-    state = build_state()
-    hostile = state.projects[1].model_copy(update={"name": "[b]bad[/i]"})
-    state = state.model_copy(update={"projects": [state.projects[0], hostile, *state.projects[2:]]})
-    app = BigendApp(state=state, clock=frozen_clock)
+    app = with_hostile_name("[b]bad[/i]")
     async with app.run_test(size=SIZE) as pilot:
-        app.open_project(hostile.path)
+        app.open_project(f"{ROOT}/harbor")
         await pilot.press("slash", *"[/x]", "enter")
         await settle(pilot)
         text = screen_text(app)
@@ -268,3 +274,40 @@ async def test_hostile_names_and_filter_text_never_become_markup() -> None:
         assert any("[b]bad[/i]" in line and "[1 run]" in line for line in text.splitlines())
         assert "filter: [/x]" in text
         assert app.is_running
+
+
+async def test_a_burst_typed_behind_slash_lands_in_the_filter_not_on_bindings() -> None:
+    """A fast typist (or a paste-like burst through tmux): the keys behind `/` were queued for the
+    table that had focus; they must end up in the filter bar, and `q` among them must not quit."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        burst(app, "/quality")
+        await settle(pilot)
+        await pilot.pause(0.3)
+        assert app.is_running
+        assert app.main.query_one(FilterBar).value == "quality"
+        await pilot.press("escape", "1")
+        await settle(pilot)
+        # `3` switches to the events tab, `s` there opens the bar with source=: all in one burst
+        burst(app, "3stmux")
+        await settle(pilot)
+        await pilot.pause(0.3)
+        assert app.main.active_tab == "events"
+        assert app.main.query_one(FilterBar).value == "source=tmux"
+        assert isinstance(app.focused, FilterBar)
+
+
+async def test_a_burst_after_a_pane_switch_moves_the_new_pane() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2", "h")
+        await settle(pilot)
+        sidebar, runs, _ = widgets(app)
+        before = sidebar.selected_key
+        assert runs.row_count == 2 and runs.cursor_row == 0
+        burst(app, "lj")
+        await settle(pilot)
+        assert app.focused is runs
+        assert runs.cursor_row == 1
+        assert sidebar.selected_key == before

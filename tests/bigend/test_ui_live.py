@@ -64,11 +64,12 @@ async def test_cursor_stays_on_its_run_through_live_updates(tmp_path: Path) -> N
     async with app.run_test(size=SIZE) as pilot:
         runs = app.main.query_one(RunList)
         await wait_for(pilot, lambda: app.state is not None and len(app.state.projects) == 1)
+        assert app.state is not None
         app.open_project(app.state.projects[0].path)
         await wait_for(pilot, lambda: runs.row_count == 3)
         await pilot.press("j")
         chosen = runs.selected_key
-        assert chosen in ids
+        assert chosen is not None and chosen in ids
         # a new run sorts first (newest), which shifts every row down by one
         await ic(alpha, "run", "create", "--goal=newcomer")
         await wait_for(pilot, lambda: runs.row_count == 4)

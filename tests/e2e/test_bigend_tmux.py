@@ -87,6 +87,12 @@ def test_bigend_demo_in_a_real_terminal(terminal: Terminal) -> None:
     assert "Dashboard" in screen and "Projects" in screen and "Events" in screen
     assert "Tokens" in screen and " in / " in screen
     assert "Quit" in screen.splitlines()[-1]
+    # who is blocked, and why, without a key press: the Blocked rows come first, each with its reason
+    lines = screen.splitlines()
+    blocked = [n for n, line in enumerate(lines) if "■" in line and "Active runs" not in line]
+    assert blocked, "no Blocked run on the demo dashboard"
+    assert all("↳" in lines[n + 1] for n in blocked), screen
+    assert "auto_advance is off" in screen or "gate blocked" in screen
 
     terminal.keys("2")
     terminal.wait_for(lambda s: "Runs ·" in s and "Detail" in s, "the project view")
@@ -102,7 +108,12 @@ def test_bigend_demo_in_a_real_terminal(terminal: Terminal) -> None:
     terminal.wait_for(lambda s: "filter: status=blocked" in s, "the filter in the status line")
 
     terminal.keys("3")
-    terminal.wait_for(lambda s: "[K]" in s, "kernel events in the event viewport")
+    terminal.wait_for(lambda s: "┏━ Events" in s and "[K]" in s, "events in the focused viewport")
+    terminal.keys("s")  # the event viewport's key: the filter bar opens with source= ready
+    terminal.literal("tmux")
+    terminal.keys("Enter")
+    terminal.wait_for(lambda s: "filter: status=blocked source=tmux" in s, "the source filter")
+    terminal.wait_for(lambda s: "no event matches" in s, "the empty-filter message (the demo has no tmux)")
 
     terminal.keys("q")
     terminal.wait_for(lambda s: "BIGEND-EXIT:0" in s, "bigend to exit with 0", timeout=30)

@@ -86,6 +86,8 @@ def test_cli_calls_stay_light(project: Project) -> None:
         (["events", "record", "--source=hook", "--type=probe", '--payload={"a": 1}'], None),
         (["events", "tail", "--all", "--consumer=probe", "--json"], None),
         (["events", "cursor", "list"], None),
+        (["events", "cursor", "reset", "probe", "--to=0"], None),
+        (["events", "record", "--source=hook", "--type=piped", "--payload=-"], '{"b": 2}'),
         (["health", "--json"], None),
         (["run", "phase", run_id], None),
         (["run", "status", run_id, "--json"], None),

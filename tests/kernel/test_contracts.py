@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from kernel import db as kdb
+from kernel import queries as q
 from kernel.contracts import CONTRACTS
 from tests.conftest import REPO_ROOT, Project
 
@@ -190,8 +192,10 @@ def test_real_outputs_match_their_contracts(tmp_path: Path, project: Project) ->
     checked: list[tuple[str, str]] = []
     failures: list[str] = []
 
-    def expect(contract: str, *args: str, stdin: str | None = None, code: int = 0) -> list[Any]:
-        result = project.ic(*args, "--json", stdin=stdin)
+    def expect(
+        contract: str, *args: str, stdin: str | None = None, code: int = 0, cwd: Path | None = None
+    ) -> list[Any]:
+        result = project.ic(*args, "--json", stdin=stdin, cwd=cwd)
         label = "ic " + " ".join(args)
         assert result.code == code, f"{label}: exit {result.code}: {result.err}"
         docs = _documents(result.out)
@@ -202,10 +206,19 @@ def test_real_outputs_match_their_contracts(tmp_path: Path, project: Project) ->
         checked.append((label, contract))
         return docs
 
+    def expect_rows(contract: str, label: str, rows: list[Any]) -> None:
+        """Rows no `ic` command prints (yet) but readers get from the kernel: their `to_json()`."""
+        assert rows, f"{label}: no rows to check"
+        schema = load_schema(contract)
+        for row in rows:
+            failures.extend(f"{label} [{contract}] {e}" for e in validate(row.to_json(), schema))
+        checked.append((label, contract))
+
     fresh = Project(tmp_path / "fresh")
     fresh.dir.mkdir()
     init = fresh.ic("init", "--json")
     failures.extend(f"ic init [init] {e}" for e in validate(init.json(), load_schema("init")))
+    checked.append(("ic init", "init"))
     expect("version", "version")
     expect("health", "health")
 
@@ -235,6 +248,9 @@ def test_real_outputs_match_their_contracts(tmp_path: Path, project: Project) ->
     expect("run-agent", "run", "agent", "add", run_id, "--name=reviewer")
     expect("run-agent", "run", "agent", "list", run_id)
     expect("token-totals", "run", "tokens", run_id)
+    (project.dir / "plan.md").write_text("the plan\n")
+    expect("run-artifact", "run", "artifact", "add", run_id, "--path=plan.md", "--phase=brainstorm")
+    expect("run-artifact", "run", "artifact", "list", run_id)
     # Results of runs, gates, dispatches and budgets.
     chain = '["a","b","c","d"]'
     short = expect("run-created", "run", "create", "--goal=short", f"--phases={chain}")[0]["id"]
@@ -248,8 +264,13 @@ def test_real_outputs_match_their_contracts(tmp_path: Path, project: Project) ->
     prompt = project.dir / "prompt.md"
     prompt.write_text("say hi\n")
     spawned = expect(
-        "dispatch-spawn", "dispatch", "spawn", f"--prompt-file={prompt}", f"--scope-id={short}",
-        "--type=custom", "--command=true",
+        "dispatch-spawn",
+        "dispatch",
+        "spawn",
+        f"--prompt-file={prompt}",
+        f"--scope-id={short}",
+        "--type=custom",
+        "--command=true",
     )[0]
     expect("dispatch", "dispatch", "wait", spawned["id"], "--timeout=30s")
     expect("dispatch", "dispatch", "list")
@@ -258,16 +279,44 @@ def test_real_outputs_match_their_contracts(tmp_path: Path, project: Project) ->
         (tmp_path / name).mkdir()
     portfolio_db = f"--db={tmp_path / 'ws' / '.clavain' / 'portfolio.db'}"
     created = expect(
-        "portfolio-created", "run", "create", "--goal=ship", portfolio_db,
+        "portfolio-created",
+        "run",
+        "create",
+        "--goal=ship",
+        portfolio_db,
+        "--max-dispatches=2",
         f"--projects={tmp_path / 'pa'},{tmp_path / 'pb'}",
     )[0]
     expect("portfolio-run-status", "run", "status", created["id"], portfolio_db)
-    expect("project-dep", "portfolio", "dep", "add", created["id"], portfolio_db,
-           f"--upstream={tmp_path / 'pa'}", f"--downstream={tmp_path / 'pb'}")
+    expect(
+        "project-dep",
+        "portfolio",
+        "dep",
+        "add",
+        created["id"],
+        portfolio_db,
+        f"--upstream={tmp_path / 'pa'}",
+        f"--downstream={tmp_path / 'pb'}",
+    )
     expect("portfolio-order", "portfolio", "order", created["id"], portfolio_db)
     expect("portfolio-status", "portfolio", "status", created["id"], portfolio_db)
     expect("relay-tick", "portfolio", "relay", created["id"], "--once", portfolio_db)
+    # A child's spawn takes a dispatch slot in the portfolio database; the relay keeps its cursors there.
+    child = created["children"][0]
+    held = expect(
+        "dispatch-spawn", "dispatch", "spawn", f"--prompt-file={prompt}", f"--scope-id={child['id']}",
+        "--type=custom", "--command=sleep 60", cwd=Path(child["project"]),
+    )[0]  # fmt: skip
+    conn = kdb.open_db(Path(portfolio_db.removeprefix("--db=")))
+    try:
+        slots = q.fetch_all(conn, q.SLOTS_OF_PORTFOLIO, created["id"])
+        expect_rows("dispatch-slot", "portfolio slots", slots)
+        cursors = q.fetch_all(conn, q.RELAY_CURSORS_OF_PORTFOLIO, created["id"])
+        expect_rows("relay-cursor", "relay cursors", cursors)
+    finally:
+        conn.close()
+    expect("dispatch", "dispatch", "kill", held["id"], cwd=Path(child["project"]))
     expect("portfolio-cancelled", "run", "cancel", created["id"], portfolio_db)
 
     assert failures == []
-    assert len(checked) >= 40
+    assert {contract for _, contract in checked} == set(CONTRACTS), "every contract needs a real output"

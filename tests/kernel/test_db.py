@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
+
 from kernel import db as kdb
-from tests.conftest import Project
+from tests.conftest import IcResult, Project, ic_executable
 
 
 def test_init_creates_private_dir_and_file(tmp_path: Path) -> None:
@@ -93,7 +99,218 @@ def test_global_flags_anywhere(project: Project) -> None:
     assert before.json()["schema_version"] == kdb.code_schema_version()
 
 
+def test_no_command_is_a_one_line_usage_error_and_help_is_not(project: Project) -> None:
+    bare = project.ic()
+    _one_line(bare, 3, "no command given", "ic --help")
+    assert bare.out == ""
+    helped = project.ic("--help")
+    assert helped.code == 0 and "exit codes" in helped.out and helped.err == ""
+
+
 def test_unknown_command_and_bad_timeout_are_usage_errors(project: Project) -> None:
     assert project.ic("frobnicate").code == 3
     bad = project.ic("--timeout=abc", "version")
     assert bad.code == 3 and "--timeout" in bad.err
+
+
+# -- hardening: races, locks, damage, odd paths -------------------------------------------------------
+
+
+def hold_lock(db: Path, *, exclusive: bool) -> subprocess.Popen[str]:
+    """Another process holding the write lock (BEGIN IMMEDIATE), or with `exclusive` a lock that also
+    keeps readers out, until its stdin closes."""
+    begin = "c.execute('PRAGMA locking_mode=EXCLUSIVE'); c.execute('BEGIN EXCLUSIVE')" if exclusive else (
+        "c.execute('BEGIN IMMEDIATE')"
+    )
+    code = (
+        "import sqlite3, sys\n"
+        f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
+        f"{begin}\n"
+        "c.execute('SELECT count(*) FROM runs').fetchone()\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def release(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0
+
+
+def _one_line(result: IcResult, code: int, *needles: str) -> None:
+    assert result.code == code, (result.code, result.out, result.err)
+    assert result.err.startswith("ic: ") and result.err.count("\n") == 1, result.err
+    for needle in needles:
+        assert needle in result.err, result.err
+
+
+def waiting_on_a_lock(proc: subprocess.Popen[str], db: Path) -> None:
+    """Return once `proc` has `db` open and sleeps (SQLite's busy wait), or after 30 s regardless."""
+    for _ in range(3000):
+        try:
+            sleeping = "sleep" in Path(f"/proc/{proc.pid}/wchan").read_text()
+            has_db = any(p.resolve() == db for p in Path(f"/proc/{proc.pid}/fd").iterdir())
+        except OSError:
+            return  # it has ended
+        if sleeping and has_db:
+            return
+        time.sleep(0.01)
+
+
+def test_init_racing_another_init_succeeds(tmp_path: Path) -> None:
+    """Another `ic init` migrates between this one reading the version and taking the write lock."""
+    proj = Project(tmp_path)
+    proj.db.parent.mkdir()
+    proj.db.touch()
+    number, migration = kdb._migration_files()[0]
+    other = (
+        "import sqlite3, sys\n"
+        f"c = sqlite3.connect({str(proj.db)!r}, isolation_level=None)\n"
+        "c.execute('PRAGMA journal_mode = WAL')\n"
+        "c.execute('BEGIN IMMEDIATE')\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "statement = ''\n"
+        f"for line in open({str(migration)!r}):\n"
+        "    statement += line\n"
+        "    if sqlite3.complete_statement(statement):\n"
+        "        c.execute(statement)\n"
+        "        statement = ''\n"
+        f"c.execute('PRAGMA user_version = {number}')\n"
+        "c.execute('COMMIT')\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", other], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    init = subprocess.Popen(
+        [*ic_executable(), "--timeout=60s", "init", "--json"],
+        cwd=proj.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    waiting_on_a_lock(init, proj.db.resolve())
+    release(holder)  # the other init migrates and commits while this one waits for the lock
+    out, err = init.communicate(timeout=60)
+    assert (init.returncode, err) == (0, "")
+    assert json.loads(out)["schema_version"] == number
+    assert proj.ic("health").code == 0
+
+
+def test_write_lock_held_past_the_timeout_is_one_line_with_a_hint(project: Project) -> None:
+    holder = hold_lock(project.db, exclusive=False)
+    try:
+        result = project.ic("--timeout=200ms", "run", "create", "--goal=waits")
+    finally:
+        release(holder)
+    _one_line(result, 2, str(project.db), "database is locked", "--timeout=0.2s", "longer --timeout")
+    assert project.ic("run", "list", "--json").out == "", "nothing was written"
+
+
+def test_lock_that_keeps_readers_out_is_one_line_with_a_hint(project: Project) -> None:
+    holder = hold_lock(project.db, exclusive=True)
+    try:
+        result = project.ic("run", "list", "--timeout", "0.2")
+    finally:
+        release(holder)
+    _one_line(result, 2, str(project.db), "locked", "--timeout=0.2s")
+
+
+def test_a_failed_commit_leaves_no_transaction_open(project: Project) -> None:
+    conn = project.connect()
+    try:
+        with pytest.raises(sqlite3.IntegrityError), kdb.write_tx(conn):
+            conn.execute("PRAGMA defer_foreign_keys = ON")  # the violation surfaces at COMMIT
+            conn.execute(
+                "INSERT INTO run_agents (id, run_id, name, status, created_at, updated_at) "
+                "VALUES ('a', 'no-such-run', 'n', 'active', 0, 0)"
+            )
+        assert not conn.in_transaction
+        with kdb.write_tx(conn):  # the connection is usable again
+            conn.execute("INSERT INTO sentinels (name, scope, last_fired) VALUES ('s', '', 0)")
+        assert conn.execute("SELECT count(*) FROM run_agents").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
+def test_an_error_that_ended_the_transaction_is_not_masked(project: Project) -> None:
+    conn = project.connect()
+    try:
+        with pytest.raises(ZeroDivisionError), kdb.write_tx(conn):
+            conn.execute("ROLLBACK")  # as SQLite does itself on a full disk or an I/O error
+            _ = 1 / 0
+    finally:
+        conn.close()
+
+
+def test_health_reports_a_damaged_database(project: Project) -> None:
+    conn = project.connect()
+    with kdb.write_tx(conn):
+        for i in range(300):
+            conn.execute(
+                "INSERT INTO state (key, scope, payload, created_at, updated_at) VALUES (?, '', ?, 0, 0)",
+                (f"k{i}", '"' + "x" * 200 + '"'),
+            )
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.close()
+    with open(project.db, "r+b") as handle:  # wipe the last pages: rows of `state`, not the schema
+        handle.seek(page * (pages - 5))
+        handle.write(b"\xff" * page * 5)
+    result = project.ic("health", "--json")
+    _one_line(result, 2, "integrity check failed", "intercore.db.bak-*")
+    report = result.json()
+    assert report["ok"] is False and report["integrity"] != "ok"
+    assert "\n" not in report["integrity"]
+
+
+def test_init_refuses_a_newer_schema_with_the_same_hint(project: Project) -> None:
+    conn = sqlite3.connect(project.db)
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    _one_line(project.ic("init"), 2, "newer", "upgrade ic")
+
+
+def test_init_on_garbage_says_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / ".clavain" / "intercore.db"
+    path.parent.mkdir()
+    path.write_bytes(b"not sqlite at all " * 100)
+    _one_line(Project(tmp_path).ic("init"), 2, "not a usable kernel database", "move it aside")
+    assert path.read_bytes() == b"not sqlite at all " * 100, "left untouched"
+
+
+def test_db_under_a_regular_file_is_one_line(project: Project, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    _one_line(project.ic(f"--db={blocker / 'x.db'}", "health"), 2, f"{blocker} is not a directory")
+    _one_line(project.ic("init", f"--db={blocker / 'x.db'}"), 2, "cannot create", "writable place")
+
+
+def test_init_creates_a_missing_directory_for_db(project: Project, tmp_path: Path) -> None:
+    target = tmp_path / "new" / "place" / "k.db"
+    result = project.ic("init", "--db", str(target), "--json")
+    assert result.code == 0, result.err
+    assert result.json()["path"] == str(target)
+    assert stat.S_IMODE(target.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_undecodable_arguments_are_one_usage_error_for_every_command(project: Project) -> None:
+    """Bytes that are not UTF-8 reach Python as lone surrogates; ic refuses them before any command."""
+    import os
+    import subprocess
+
+    from tests.conftest import ic_executable
+
+    for args in ([b"run", b"status", b"ab\xffcd"], [b"run", b"create", b"--goal=x\xfe"]):
+        done = subprocess.run([os.fsencode(a) for a in ic_executable()] + args, cwd=project.dir,
+                              capture_output=True, timeout=60)  # fmt: skip
+        assert done.returncode == 3, done.stderr
+        err = done.stderr.decode()
+        assert "not valid UTF-8" in err and err.count("\n") == 1 and "Traceback" not in err
+    assert project.ic("run", "list", "--json").out == ""  # nothing was created

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kernel import aio
 from kernel import db as kdb
 from kernel.dispatch import api
-from kernel.errors import NotFound, Refused, UsageError
+from kernel.errors import NotFound, Refused, StorageError, UsageError
 from tests.conftest import REPO_ROOT, Project, ic_executable
 from tests.fixtures.dispatching import agent, eventually
 
@@ -57,6 +59,19 @@ def test_external_dispatch_is_running_at_once_and_finish_is_final(project: Proje
             api.finish(conn, "nosuchid", status="completed")
     finally:
         conn.close()
+
+
+def test_begin_external_writes_in_one_transaction(project: Project) -> None:
+    conn = project.connect()
+    statements: list[str] = []
+    try:
+        conn.set_trace_callback(statements.append)
+        row = api.begin_external(conn, project_dir=project.dir, agent_type="codex")
+        conn.set_trace_callback(None)
+    finally:
+        conn.close()
+    assert [s for s in statements if s.startswith(("BEGIN", "COMMIT"))] == ["BEGIN IMMEDIATE", "COMMIT"]
+    assert row.status == "running"
 
 
 def test_poll_fails_an_external_dispatch_whose_owner_died_without_finishing(project: Project) -> None:
@@ -181,3 +196,65 @@ def test_portfolio_child_dispatch_holds_a_slot_until_it_ends(tmp_path: Path) -> 
 
     third = eventually(spawn_second, what="the slot to be free")
     assert ic(projects[1], "dispatch", "wait", json.loads(third.stdout)["id"]).returncode == 0
+
+
+def test_a_spawn_interrupted_after_the_agent_started_cancels_it(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C cannot be timed from outside, so it is raised right where it hurts most: the supervisor
+    # has reported a running agent and nothing has been recorded yet.
+    from kernel.dispatch import spawn as spawning
+
+    real_read_report = spawning._read_report
+
+    def read_then_interrupt(*args: Any) -> dict[str, object] | None:
+        real_read_report(*args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(spawning, "_read_report", read_then_interrupt)
+    (tmp_path / "prompt.md").write_text("hi")
+    conn = project.connect()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            api.spawn(conn, project.db, prompt_file=tmp_path / "prompt.md", project_dir=project.dir,
+                      command=agent("--wait-for", str(tmp_path / "never")))  # fmt: skip
+        (row,) = api.list_dispatches(conn)
+        assert (row.status, row.error) == ("cancelled", "spawn interrupted before it returned")
+        # The supervisor ended the agent (and its group) before recording how it ended.
+        ended = eventually(lambda: r if (r := api.get(conn, row.id)).exit_code is not None else None)
+        assert (ended.status, ended.exit_code) == ("cancelled", -signal.SIGTERM)
+    finally:
+        conn.close()
+
+
+def test_a_spawn_that_cannot_record_running_says_the_agent_runs_and_the_supervisor_records_it(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kernel.dispatch import spawn as spawning
+
+    blocker = sqlite3.connect(project.db, isolation_level=None)
+    real_read_report = spawning._read_report
+
+    def read_then_lock(*args: Any) -> dict[str, object] | None:
+        report = real_read_report(*args)
+        blocker.execute("BEGIN IMMEDIATE")  # someone else writes at the worst moment, for long
+        return report
+
+    monkeypatch.setattr(spawning, "_read_report", read_then_lock)
+    (tmp_path / "prompt.md").write_text("hi")
+    release = tmp_path / "release"
+    conn = kdb.open_db(project.db, timeout=0.2)
+    try:
+        with pytest.raises(StorageError, match=r"its agent runs .* rather than spawning again"):
+            api.spawn(conn, project.db, prompt_file=tmp_path / "prompt.md", project_dir=project.dir,
+                      command=agent("--wait-for", str(release)))  # fmt: skip
+        blocker.execute("ROLLBACK")
+        (row,) = api.list_dispatches(conn)
+        running = eventually(lambda: r if (r := api.get(conn, row.id)).status == "running" else None)
+        release.touch()
+        done = api.wait(conn, project.db, row.id, timeout_s=60)
+        assert (done.status, done.exit_code, done.pid) == ("completed", 0, running.pid)
+    finally:
+        release.touch()
+        conn.close()
+        blocker.close()

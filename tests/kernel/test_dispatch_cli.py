@@ -162,3 +162,73 @@ def test_dispatch_and_budget_commands_stay_off_asyncio_pydantic_and_textual(proj
     )
     report = json.loads(done.stderr.strip().splitlines()[-1])
     assert report == {"codes": [0, 0, 0, 0], "heavy": []}
+
+
+def ended_dispatch(proj: Project, status: str, exit_code: int) -> str:
+    conn = proj.connect()
+    try:
+        row = api.begin_external(conn, project_dir=proj.dir, agent_type="codex")
+        api.finish(conn, row.id, status=status, exit_code=exit_code)
+    finally:
+        conn.close()
+    return row.id
+
+
+def event_count(proj: Project, dispatch_id: str) -> int:
+    conn = proj.connect()
+    try:
+        return int(
+            conn.execute("SELECT count(*) FROM events WHERE dispatch_id = ?", (dispatch_id,)).fetchone()[0]
+        )
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [("completed", 0), ("failed", 1), ("timeout", 1), ("cancelled", 1)]
+)
+def test_wait_on_an_ended_dispatch_answers_at_once_and_changes_nothing(
+    proj: Project, status: str, code: int
+) -> None:
+    dispatch_id = ended_dispatch(proj, status, 0 if status == "completed" else 9)
+    before = event_count(proj, dispatch_id)
+    waited = proj.ic("--json", "dispatch", "wait", dispatch_id, "--timeout=0s")
+    assert waited.code == code, waited.err
+    assert waited.json()["status"] == status and waited.err == ""
+    assert event_count(proj, dispatch_id) == before
+
+
+def test_kill_on_an_ended_dispatch_is_exit_1_and_changes_nothing(proj: Project) -> None:
+    dispatch_id = ended_dispatch(proj, "completed", 0)
+    before = event_count(proj, dispatch_id)
+    for flags in ((), ("--json",)):
+        killed = proj.ic(*flags, "dispatch", "kill", dispatch_id)
+        assert_one_line_error(killed, 1, f"dispatch {dispatch_id} already ended (completed); nothing to kill")
+        assert killed.out == ""
+    row = proj.ic("--json", "dispatch", "status", dispatch_id).json()
+    assert (row["status"], row["exit_code"], row["error"]) == ("completed", 0, None)
+    assert event_count(proj, dispatch_id) == before
+
+
+def test_prune_keeps_ended_dispatches_whose_processes_still_run(
+    proj: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Recorded as cancelled, but its agent is still in its grace period (it ignores TERM, say).
+    lingering = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        conn = proj.connect()
+        try:
+            row = api.begin_external(conn, project_dir=proj.dir, agent_type="codex", pid=lingering.pid)
+            api.finish(conn, row.id, status="cancelled", error="cancelled by request")
+        finally:
+            conn.close()
+        monkeypatch.setenv("IC_NOW", str(2**31))
+        kept = proj.ic("dispatch", "prune", "--older-than=0s")
+        assert kept.code == 0, kept.err
+        assert kept.out == "pruned 0 dispatches; kept 1 that ended but still have running processes\n"
+        assert [r["id"] for r in rows(proj)] == [row.id]
+    finally:
+        lingering.kill()
+        lingering.wait()
+    assert proj.ic("--json", "dispatch", "prune", "--older-than=0s").json() == {"pruned": 1}
+    assert rows(proj) == []

@@ -10,47 +10,37 @@ import json
 import os
 import signal
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kernel import queries as q
 from kernel.dispatch import procs
-from kernel.model import Dispatch
 from tests.conftest import Project
-from tests.fixtures.dispatching import agent, eventually, group_processes, proc_state, read_pid
+from tests.fixtures.dispatching import (
+    agent,
+    end_leftovers,
+    eventually,
+    group_processes,
+    proc_state,
+    process_info,
+    read_pid,
+    settled,
+    spawn_agent,
+    stored_row,
+)
 
 
 @pytest.fixture
 def proj(project: Project) -> Iterator[Project]:
     (project.dir / "prompt.md").write_text("Fix the failing test.\n")
     yield project
-    # Whatever a failing test left running is ended, so no agent outlives the suite.
-    conn = project.connect()
-    try:
-        for row in q.fetch_all(conn, q.DISPATCHES_ALL):
-            if row.pid and procs.group_members(row.pid):
-                procs.end_group(row.pid, 0.2)
-    finally:
-        conn.close()
+    end_leftovers(project)
 
 
 def spawn(proj: Project, *agent_args: str, flags: tuple[str, ...] = ()) -> dict[str, Any]:
-    result = proj.ic(
-        "--json", "dispatch", "spawn", "--prompt-file=prompt.md", *flags, "--", *agent(*agent_args)
-    )
-    assert result.code == 0, result.err
-    body: dict[str, Any] = result.json()
-    return body
-
-
-def row(proj: Project, dispatch_id: str) -> dict[str, Any]:
-    result = proj.ic("--json", "dispatch", "status", dispatch_id)
-    assert result.code == 0, result.err
-    body: dict[str, Any] = result.json()
-    return body
+    return spawn_agent(proj, *agent_args, flags=flags)
 
 
 def dispatch_events(proj: Project, dispatch_id: str) -> list[tuple[str, str]]:
@@ -62,21 +52,6 @@ def dispatch_events(proj: Project, dispatch_id: str) -> list[tuple[str, str]]:
     finally:
         conn.close()
     return [(r[0], r[1]) for r in rows]
-
-
-def stored_row(proj: Project, dispatch_id: str) -> Dispatch:
-    conn = proj.connect()
-    try:
-        found = q.fetch_one(conn, q.DISPATCH_BY_ID, dispatch_id)
-        assert found is not None
-        return found
-    finally:
-        conn.close()
-
-
-def settled(proj: Project, dispatch_id: str, ready: Callable[[Dispatch], bool], what: str) -> Dispatch:
-    """The stored row once `ready` holds for it (bounded wait)."""
-    return eventually(lambda: r if ready(r := stored_row(proj, dispatch_id)) else None, what=what)
 
 
 def group_gone(pgid: int) -> bool:
@@ -243,14 +218,12 @@ def test_dead_supervisor_is_reconciled_by_poll_without_guessing_an_exit_code(
     proj: Project, tmp_path: Path
 ) -> None:
     spawned = spawn(proj, "--wait-for", str(tmp_path / "never"))
-    conn = proj.connect()
-    try:
-        from kernel.dispatch import records
-
-        info = records.process_info(conn, spawned["id"])
-    finally:
-        conn.close()
+    info = process_info(proj, spawned["id"])
     assert info.supervisor_pid is not None and info.pid == spawned["pid"]
+    # Supervisor and watchdog die together (`kill -9 -1`, the OOM killer): only `poll` is left.
+    watchdog = [pid for pid in procs.descendants(info.supervisor_pid) if pid != spawned["pid"]]
+    assert len(watchdog) == 1
+    os.kill(watchdog[0], signal.SIGKILL)
     os.kill(info.supervisor_pid, signal.SIGKILL)
     eventually(
         lambda: not procs.is_alive(info.supervisor_pid, info.supervisor_start), what="supervisor death"

@@ -263,3 +263,54 @@ def test_text_that_is_not_unicode_is_refused_and_a_poisoned_row_does_not_stop_re
     assert as_json.json()["payload"] == {"k": "\udfff"}
     assert "\\udfff" in as_json.out
     assert project.ic("events", "tail", "--all").code == 0
+
+
+@pytest.mark.parametrize("extra", [[], ["--follow"], ["--consumer=late"]])
+def test_since_beyond_the_newest_id_is_exit_3_not_silence(project: Project, extra: list[str]) -> None:
+    """Ids only grow, so a larger one belongs to another database; following after it would skip."""
+    _seed(project, 3)
+    result = project.ic("events", "tail", "--all", "--since=4", *extra, timeout=30)
+    assert result.code == 3, result.err
+    assert "--since=4 is outside the stream of this database (0..3" in result.err
+    assert result.err.count("\n") == 1 and result.out == ""
+    assert project.ic("events", "cursor", "list").out.splitlines()[1:] == []
+    assert _ids(project.ic("events", "tail", "--all", "--since=3", "--json").out) == []
+
+
+def test_a_payload_over_the_size_limit_is_one_line_exit_3_from_argv_or_stdin(project: Project) -> None:
+    big = json.dumps({"blob": "x" * (64 * 1024)})
+    from_argv = project.ic("events", "record", "--source=hook", "--type=big", f"--payload={big}")
+    assert from_argv.code == 3
+    assert from_argv.err == f"ic: --payload is {len(big)} bytes; the limit is 65536 bytes (64 KiB)\n"
+    huge = json.dumps({"blob": "y" * (4 * 1024 * 1024)})  # beyond what argv can carry at all
+    from_stdin = project.ic("events", "record", "--source=hook", "--type=big", "--payload=-", stdin=huge)
+    assert from_stdin.code == 3
+    assert from_stdin.err == "ic: --payload on stdin is larger than 65536 bytes (64 KiB)\n"
+    assert project.ic("events", "tail", "--all").out == ""
+
+
+def test_payload_dash_reads_the_object_from_stdin(project: Project) -> None:
+    piped = project.ic(
+        "events", "record", "--source=hook", "--type=p", "--payload=-", "--json", stdin='{"a": [1]}'
+    )
+    assert piped.code == 0, piped.err
+    assert piped.json()["payload"] == {"a": [1]}
+    empty = project.ic("events", "record", "--source=hook", "--type=p", "--payload=-", stdin="")
+    assert (empty.code, empty.err.count("\n")) == (3, 1)
+    assert "stdin is empty" in empty.err
+    blank = project.ic("events", "record", "--source=hook", "--type=p", "--payload=")
+    assert blank.code == 3
+    assert "--payload is empty" in blank.err and "stdin" not in blank.err
+    assert _ids(project.ic("events", "tail", "--all", "--json").out) == [piped.json()["id"]]
+
+
+def test_text_output_shows_control_characters_instead_of_sending_them_to_the_terminal(
+    project: Project,
+) -> None:
+    hostile = "red\x1b[31m\rover\x07bell\x9b2Jcsi\x7fdel\ttab\nline"
+    event = _record(project, "--type=hostile", f"--reason={hostile}")
+    assert event["reason"] == hostile  # stored and printed as JSON exactly
+    line = project.ic("events", "tail", "--all").out
+    assert line.endswith("\tred\\x1b[31m over\\x07bell\\x9b2Jcsi\\x7fdel tab line\n")
+    assert not any((ord(ch) < 32 and ch not in "\t\n") or 127 <= ord(ch) < 160 for ch in line)
+    assert project.ic("events", "tail", "--all", "--json").json()["reason"] == hostile

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -120,6 +121,14 @@ def _cursor(project: Project, name: str) -> int:
     raise AssertionError(f"no cursor {name}")
 
 
+def _wait_for_cursor(project: Project, name: str, position: int) -> None:
+    deadline = time.monotonic() + LIVENESS_S
+    while _cursor(project, name) != position:
+        if time.monotonic() > deadline:
+            pytest.fail(f"cursor {name} did not reach {position} within {LIVENESS_S}s")
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_follow_delivers_new_events_and_stops_cleanly_on_signal(
     project: Project, followers: list[Follower], sig: int
@@ -198,3 +207,78 @@ def test_a_killed_consumer_resumes_without_skipping(project: Project, followers:
     assert resumed[0] <= max(delivered) + 1
     assert resumed == sorted(resumed)
     assert delivered == sorted(delivered)
+
+
+def test_a_consumer_name_is_held_by_one_process_and_freed_by_its_death(
+    project: Project, followers: list[Follower]
+) -> None:
+    """Two processes on one cursor would print the same events twice: the second is refused, exit 1."""
+    first = _record(project, "seed")
+    holder = Follower(project, "--all", "--consumer=shared")
+    followers.append(holder)
+    assert [e["id"] for e in holder.take(1)] == [first]
+    _wait_for_cursor(project, "shared", first)
+    second = project.ic("events", "tail", "--all", "--consumer=shared", "--json")
+    assert second.code == 1
+    assert second.out == ""
+    assert second.err == (
+        f"ic: consumer 'shared' is in use by another process (pid {holder.proc.pid}); stop it first, "
+        "or use another --consumer name\n"
+    )
+    assert project.ic("events", "cursor", "reset", "shared", "--to=0").code == 1
+    via_link = project.dir.parent / "elsewhere.db"
+    via_link.symlink_to(project.db)
+    linked = project.ic(f"--db={via_link}", "events", "tail", "--all", "--consumer=shared")
+    assert (linked.code, linked.out) == (1, "")
+    assert _cursor(project, "shared") == first
+    other_name = project.ic("events", "tail", "--all", "--consumer=other", "--json")
+    assert (other_name.code, [e["id"] for e in other_name.json_lines()]) == (0, [first])
+    # The holder keeps working, then dies without any chance to clean up.
+    during = _record(project, "during")
+    assert [e["id"] for e in holder.take(1)] == [during]
+    _wait_for_cursor(project, "shared", during)  # so the kill below cannot land before the cursor moved
+    holder.proc.kill()
+    holder.proc.wait(timeout=LIVENESS_S)
+    missed = [_record(project, f"while-dead{i}") for i in range(2)]
+    successor = Follower(project, "--all", "--consumer=shared")
+    followers.append(successor)
+    assert [e["id"] for e in successor.take(2)] == missed
+    code, rest, err = successor.stop()
+    assert (code, rest, err) == (0, [], "")
+    reset = project.ic("events", "cursor", "reset", "shared", "--to=0", "--json")
+    assert (reset.code, reset.json()["last_event_id"]) == (0, 0)
+
+
+def test_racing_one_shot_consumers_of_one_name_never_deliver_an_event_twice(project: Project) -> None:
+    total = 60
+    writer = _writer(project, "pile", total)
+    assert writer.wait(timeout=120) == 0
+    racers = [
+        subprocess.Popen(
+            [*ic_executable(), "events", "tail", "--all", "--consumer=race", "--limit=7", "--json"],
+            cwd=project.dir,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(10)
+    ]
+    delivered: list[int] = []
+    for proc in racers:
+        out, err = proc.communicate(timeout=LIVENESS_S * 2)
+        if proc.returncode == 1:
+            assert (out, "is in use by another process" in err) == ("", True)
+            continue
+        assert proc.returncode == 0, err
+        delivered.extend(json.loads(line)["id"] for line in out.splitlines())
+    assert delivered, "at least one racer got the name"
+    assert sorted(delivered) == list(range(1, len(delivered) + 1))  # no event twice, no gap
+    assert _cursor(project, "race") == len(delivered)
+
+
+def test_following_a_run_that_does_not_exist_is_exit_1_at_once(project: Project) -> None:
+    result = project.ic("events", "tail", "nosuchrn", "--follow", "--consumer=ghost", timeout=LIVENESS_S)
+    assert result.code == 1
+    assert result.err == "ic: no run 'nosuchrn' and no events for it in this database\n"
+    assert project.ic("events", "cursor", "list").out.splitlines()[1:] == []

@@ -92,7 +92,7 @@ def test_next_hop_refuses_at_terminal_phase(conn: sqlite3.Connection) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [["only"], [], ["a", "a"], ["a", ""], "a,b", [1, 2], None],
+    [["only"], [], ["a", "a"], ["a", ""], "a,b", [1, 2], None, ["a", "b\nc"], ["a\tb", "c"], ["\x1b[H", "x"]],
 )
 def test_invalid_chains_are_usage_errors(bad: object) -> None:
     with pytest.raises(UsageError):

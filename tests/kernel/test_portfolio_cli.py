@@ -4,8 +4,10 @@ real `ic` processes on real databases in a temporary workspace."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,10 @@ import pytest
 from kernel import queries as q
 from kernel import runs
 from kernel.errors import Refused
+from tests.conftest import ic_executable
 from tests.kernel.test_portfolio_support import (
     SHORT_CHAIN,
+    hold_write_lock,
     make_workspace,
     one_line_error,
     project_conn,
@@ -220,6 +224,10 @@ def test_cancel_kills_running_child_dispatches(tmp_path: Path) -> None:
     assert spawned.code == 0, spawned.err
     pid = spawned.json()["pid"]
     assert len(ws.portfolio_conn().execute("SELECT * FROM dispatch_slots").fetchall()) == 1
+    slots = ws.ic("portfolio", "slots", parent.id)
+    assert slots.code == 0, slots.err
+    assert slots.out.splitlines()[1].split("\t")[::4] == [spawned.json()["id"], "yes"]  # dispatch .. live
+    assert slots.out.splitlines()[-1] == "1 held (max_dispatches 3)"
     result = ws.ic("run", "cancel", parent.id, "--json")
     assert result.code == 0, result.err
     killed = {Path(p["project"]).name: p["killed"] for p in result.json()["projects"]}
@@ -233,6 +241,7 @@ def test_cancel_kills_running_child_dispatches(tmp_path: Path) -> None:
         alive = False
     assert not alive
     assert ws.portfolio_conn().execute("SELECT count(*) FROM dispatch_slots").fetchone()[0] == 0
+    assert ws.ic("portfolio", "slots", parent.id, "--json").out == ""  # JSON lines: none held
 
 
 def test_parent_token_budget_counts_the_sum_over_children(tmp_path: Path) -> None:
@@ -294,3 +303,79 @@ def test_gate_check_and_override_find_a_parent_without_db(tmp_path: Path) -> Non
     override = ws.ic("gate", "override", pid, "--reason=ship the plan first", "--json")
     assert override.code == 0, override.err
     assert override.json()["to_phase"] == "brainstorm-reviewed" and override.json()["overridden"] is True
+
+
+def test_a_parent_id_next_to_an_unreadable_portfolio_database_says_why_it_was_not_found(
+    tmp_path: Path,
+) -> None:
+    ws = make_workspace(tmp_path, ("a", "b"))
+    parent, _ = ws.create(phases=SHORT_CHAIN)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{ws.portfolio_db}{suffix}").unlink(missing_ok=True)
+    ws.portfolio_db.write_bytes(b"not a database " * 100)
+    for args in (("run", "status", parent.id), ("run", "cancel", parent.id), ("run", "events", parent.id)):
+        one_line_error(ws.ic(*args), 2, "portfolio.db was skipped", "not a usable kernel database")
+    one_line_error(ws.ic("portfolio", "status", parent.id), 2, "not a usable kernel database")
+
+
+def test_hostile_project_names_stay_on_their_line_and_never_drive_the_terminal(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, ("evil\nname\x1b[31m", "plain"))
+    evil, plain = (str(p) for p in ws.projects)
+    created = ws.ic("run", "create", f"--projects={evil},{plain}", "--goal=x")
+    assert created.code == 0, created.err
+    lines = created.out.splitlines()
+    assert len(lines) == 3 and "\x1b" not in created.out and "evil name\\x1b[31m" in created.out
+    pid = lines[0]
+    added = ws.ic("portfolio", "dep", "add", pid, f"--upstream={evil}", f"--downstream={plain}")
+    assert added.code == 0 and added.out.count("\n") == 1 and "\x1b" not in added.out, added.out
+    order = ws.ic("portfolio", "order", pid)
+    assert order.code == 0 and len(order.out.splitlines()) == 2 and "\x1b" not in order.out
+    assert ws.ic("portfolio", "order", pid, "--json").json()["order"] == [evil, plain]  # JSON: exact
+
+
+def test_ctrl_c_while_mirroring_children_waits_until_every_project_has_its_child(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, ("a", "b"))
+    for name in "ab":
+        assert ws.ic("init", cwd=ws.project(name)).code == 0
+    holder = hold_write_lock(ws.project("b") / ".clavain" / "intercore.db")  # b's mirror has to wait
+    try:
+        create = subprocess.Popen(
+            [*ic_executable(), "--timeout=30s", "run", "create", "--projects=../a,../b", "--goal=x"],
+            cwd=ws.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while ws.ic("run", "current", cwd=ws.project("a")).code != 0:  # a is mirrored: b is waiting
+            assert time.monotonic() < deadline and create.poll() is None, create.communicate()
+            time.sleep(0.05)
+        create.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(10)
+    _, err = create.communicate(timeout=60)
+    assert create.returncode == 130 and "Traceback" not in err, err  # interrupted, but only afterwards:
+    for name in "ab":  # every project got its child, none was left half-made
+        assert ws.ic("run", "current", cwd=ws.project(name)).code == 0, name
+    conn = ws.portfolio_conn()
+    assert [r.status for r in q.fetch_all(conn, q.RUNS_ALL)] == ["active"] * 3
+
+
+def test_cancel_again_reaches_a_project_that_was_unreachable_the_first_time(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, ("a", "b"))
+    parent, kids = ws.create(phases=SHORT_CHAIN)
+    holder = hold_write_lock(ws.project("b") / ".clavain" / "intercore.db")
+    try:
+        first = ws.ic("--timeout=300ms", "run", "cancel", parent.id, "--json")
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(10)
+    assert first.code == 2 and "may still be active" in first.err, first.err
+    assert runs.get_run(project_conn(ws.project("b")), kids["b"].id).status == "active"
+    again = ws.ic("run", "cancel", parent.id, "--json")
+    assert again.code == 0, again.err
+    cancelled = {Path(p["project"]).name: p["cancelled"] for p in again.json()["projects"]}
+    assert cancelled == {"a": False, "b": True}
+    assert runs.get_run(project_conn(ws.project("b")), kids["b"].id).status == "cancelled"
+    one_line_error(ws.ic("run", "cancel", parent.id), 1, "nothing to cancel")

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from kernel import aio
+from kernel import aio, runs
 from kernel.portfolio import aio_reads
 from kernel.portfolio.contracts import (
     PortfolioCancelled,
@@ -18,8 +18,9 @@ from kernel.portfolio.contracts import (
     RelayTick,
 )
 from kernel.portfolio.deps import add_dep
+from kernel.portfolio.rows import DispatchSlot, RelayCursor
 from kernel.portfolio.slots import acquire_slot
-from tests.kernel.test_portfolio_support import SHORT_CHAIN, advance_child, make_workspace
+from tests.kernel.test_portfolio_support import SHORT_CHAIN, advance_child, make_workspace, project_conn
 
 
 async def test_aio_reads_parents_children_deps_relay_events_cursors_and_slots(tmp_path: Path) -> None:
@@ -59,11 +60,20 @@ def _valid(kind: type, body: Any) -> None:
 
 def test_json_outputs_match_their_contracts(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path, ("a", "b"))
-    created = ws.ic("run", "create", "--projects=../a,../b", "--goal=contracts", "--json")
+    created = ws.ic(
+        "run", "create", "--projects=../a,../b", "--goal=contracts", "--max-dispatches=2", "--json"
+    )
     _valid(PortfolioCreated, created.json())
     pid = created.json()["id"]
     _valid(PortfolioStatus, ws.ic("portfolio", "status", pid, "--json").json())
     _valid(PortfolioOrder, ws.ic("portfolio", "order", pid, "--json").json())
     _valid(RelayTick, ws.ic("portfolio", "relay", pid, "--once", "--json").json())
+    for cursor in ws.ic("portfolio", "cursor", "list", pid, "--json").json_lines():
+        _valid(RelayCursor, cursor)
+    _valid(RelayCursor, ws.ic("portfolio", "cursor", "reset", pid, "--project=../a", "--json").json())
+    children = {Path(c["project"]).name: c["id"] for c in created.json()["children"]}
+    acquire_slot(runs.get_run(project_conn(ws.project("a")), children["a"]), "d1", str(ws.project("a")), None)
+    (slot,) = ws.ic("portfolio", "slots", pid, "--json").json_lines()
+    _valid(DispatchSlot, slot)
     _valid(PortfolioRunStatus, ws.ic("run", "status", pid, "--json").json())
     _valid(PortfolioCancelled, ws.ic("run", "cancel", pid, "--json").json())

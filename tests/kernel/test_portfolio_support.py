@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,3 +97,19 @@ def one_line_error(result: IcResult, code: int, *needles: str) -> None:
     assert "Traceback" not in result.err
     for needle in needles:
         assert needle in result.err, result.err
+
+
+def hold_write_lock(db: Path) -> subprocess.Popen[str]:
+    """A process holding the write lock of a database until its stdin is closed."""
+    code = (
+        "import sqlite3, sys\n"
+        f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
+        "c.execute('BEGIN IMMEDIATE')\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,15 +10,20 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from kernel import queries as q
 from kernel import runs
 from kernel.errors import Refused
+from kernel.portfolio.deps import add_dep
 from tests.conftest import ic_executable
 from tests.kernel.test_portfolio_support import (
     SHORT_CHAIN,
     Workspace,
     advance_child,
+    hold_write_lock,
     make_workspace,
+    one_line_error,
     project_conn,
     relayed,
 )
@@ -114,6 +120,8 @@ def test_corrupt_locked_and_missing_children_are_reported_and_skipped(tmp_path: 
     assert result.code == 0, result.err
     lines = result.err.splitlines()
     assert len(lines) == 3 and all(line.startswith("ic: relay: ") and "skipped" in line for line in lines)
+    for name in "abc":  # each line names its project once
+        assert sum(line.count(str(ws.project(name))) for line in lines) == 1, lines
     assert any(str(ws.project("a")) in line and "not a usable" in line for line in lines)
     assert any(str(ws.project("b")) in line and "locked" in line for line in lines)
     assert any(str(ws.project("c")) in line and "missing" in line for line in lines)
@@ -183,3 +191,103 @@ def test_two_relays_racing_write_each_event_once(tmp_path: Path) -> None:
     keys = [(e.run_id, (e.payload or {})["child_event_id"]) for e in events]
     assert len(keys) == 6 and len(set(keys)) == 6
     assert os.path.exists(ws.portfolio_db)
+
+
+def _wait_until_opened(pid: int, db: Path, timeout: float = 30) -> None:
+    """Wait until process `pid` has `db` open (it is then inside a read of that child)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            targets = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        except OSError:
+            targets = set()
+        if str(db) in targets:
+            return
+        assert time.monotonic() < deadline, "the relay never opened the child database"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("mode", ["--once", "--interval=50ms"])
+def test_sigterm_during_a_tick_ends_it_between_children_with_exit_0(tmp_path: Path, mode: str) -> None:
+    ws = make_workspace(tmp_path)
+    parent, kids = ws.create(phases=SHORT_CHAIN)
+    for name in "abc":
+        advance_child(ws.project(name), kids[name].id)
+    first = ws.project("a") / ".clavain" / "intercore.db"  # children are visited in path order
+    holder = _lock_exclusively(first)  # the tick waits on a's lock (up to 1 s) when the signal comes
+    try:
+        relay = _start_relay(ws, parent.id, mode)
+        _wait_until_opened(relay.pid, first)
+        relay.send_signal(signal.SIGTERM)
+        _, err = relay.communicate(timeout=30)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(10)
+    assert relay.returncode == 0, err
+    assert "Traceback" not in err and "stopped by a signal after 1 project(s)" in err
+    assert relayed(ws.portfolio_conn(), parent.id) == []  # b and c were not visited; a was locked
+
+
+def test_an_interval_too_short_to_mean_anything_is_refused(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, ("a", "b"))
+    parent, _ = ws.create(phases=SHORT_CHAIN)
+    for interval in ("0", "1ms"):
+        result = ws.ic("portfolio", "relay", parent.id, f"--interval={interval}", timeout=20)
+        one_line_error(result, 3, "10ms")
+
+
+def test_undecodable_ids_and_paths_are_usage_errors(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, ("a", "b"))
+    parent, _ = ws.create(phases=SHORT_CHAIN)
+    bad = "\udcff"  # what Python makes of an argv byte 0xff
+    for args in (
+        ("portfolio", "status", bad),
+        ("portfolio", "order", bad),
+        ("portfolio", "relay", bad, "--once"),
+        ("portfolio", "cursor", "list", bad),
+        ("portfolio", "dep", "list", bad),
+    ):
+        one_line_error(ws.ic(*args), 3, "not valid UTF-8")
+    one_line_error(
+        ws.ic("portfolio", "dep", "add", parent.id, f"--upstream={bad}", "--downstream=../b"), 3, "UTF-8"
+    )
+
+
+def test_relayed_payloads_are_the_canonical_json_of_the_stream(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, ('q"uote', "ünï"))
+    parent, kids = ws.create(phases=SHORT_CHAIN)
+    conn = ws.portfolio_conn()
+    add_dep(conn, parent.id, str(ws.project('q"uote')), str(ws.project("ünï")))
+    advance_child(ws.project('q"uote'), kids['q"uote'].id)
+    assert ws.ic("portfolio", "relay", parent.id, "--once").code == 0
+    rows = conn.execute("SELECT type, payload FROM events WHERE source = 'relay' ORDER BY id").fetchall()
+    assert [r[0] for r in rows] == ["child_advanced", "upstream_changed"]
+    for _, raw in rows:
+        assert raw == json.dumps(json.loads(raw), separators=(",", ":"), sort_keys=True)  # as events.record
+    child, upstream = (json.loads(r[1]) for r in rows)
+    assert child == {
+        "child_event_id": child["child_event_id"], "child_event_type": "advance",
+        "portfolio_id": parent.id, "project": str(ws.project('q"uote')),
+    }  # fmt: skip
+    assert upstream["project"] == str(ws.project("ünï")) and upstream["upstream"] == child["project"]
+
+
+def test_a_locked_portfolio_database_is_reported_once_and_the_loop_catches_up(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, ("a", "b"))
+    parent, kids = ws.create(phases=SHORT_CHAIN)
+    advance_child(ws.project("a"), kids["a"].id)
+    holder = hold_write_lock(ws.portfolio_db)
+    try:
+        relay = _start_relay(ws, parent.id, "--interval=50ms", "--timeout=100ms")
+        time.sleep(2)  # many ticks, each failing on the portfolio's write lock
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(10)
+    _wait_for_relayed(ws, parent.id, 1)
+    relay.send_signal(signal.SIGTERM)
+    out, err = relay.communicate(timeout=30)
+    assert relay.returncode == 0, err
+    assert err.count("database is locked") == 1 and "retrying" in err, err
+    assert "relayed 1 event from 1 project" in out

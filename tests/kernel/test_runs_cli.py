@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ import pytest
 from kernel import runs
 from kernel.model import Run
 from kernel.phase import DEFAULT_CHAIN
-from tests.conftest import Project
+from tests.conftest import Project, ic_executable
+from tests.kernel.test_db import hold_lock, release, waiting_on_a_lock
 
 RUN_KEYS = {f.name for f in dataclasses.fields(Run)}
 
@@ -112,6 +114,42 @@ def test_hostile_goal_is_stored_literally(project: Project) -> None:
     assert status(project, run_id)["goal"] == goal
 
 
+def test_hostile_text_cannot_drive_the_terminal_or_break_rows(project: Project) -> None:
+    """Text output shows control characters as visible escapes; --json keeps them exactly."""
+    goal = "a\x1b]0;pwned\x07b\x1b[2J\rline\nnext\x9bc\ttab"
+    run_id = create(project, f"--goal={goal}")
+    listing = project.ic("run", "list").out
+    fields = project.ic("run", "status", run_id).out
+    for text in (listing, fields):
+        assert not {"\x1b", "\x07", "\r", "\x9b"} & set(text), repr(text)
+    assert "a\\x1b]0;pwned\\x07b\\x1b[2J line next\\x9bc tab" in listing
+    assert listing.count("\n") == 2 and all(len(row.split("\t")) == 6 for row in listing.splitlines())
+    assert status(project, run_id)["goal"] == goal
+
+
+def test_error_lines_stay_one_line_whatever_the_input(project: Project) -> None:
+    result = project.ic("run", "current", "--project=a\nb\x1b[31m")
+    one_line_error(result, 1, "a b\\x1b[31m")
+    assert "\x1b" not in result.err
+
+
+def test_leftover_arguments_name_the_subcommand(project: Project) -> None:
+    one_line_error(
+        project.ic("run", "status", "abc", "extra"), 3,
+        "run status: unrecognized arguments: extra", "`ic run status --help`",
+    )  # fmt: skip
+    one_line_error(project.ic("run", "agent", "list", "abc", "more"), 3, "run agent list: unrecognized")
+
+
+def test_help_names_the_global_options_and_the_values_expected(project: Project) -> None:
+    helped = project.ic("run", "advance", "--help")
+    assert helped.code == 0
+    assert "--priority N" in helped.out and "RUN" in helped.out
+    assert "--db=PATH" in helped.out and "--timeout=DUR" in helped.out
+    current = project.ic("run", "current", "--help").out
+    assert "no walking up" in " ".join(current.split())
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -123,6 +161,11 @@ def test_hostile_goal_is_stored_literally(project: Project) -> None:
         (("--goal=x", '--phases=["only"]'), "at least 2"),
         (("--goal=x", '--phases=["a","a"]'), "unique"),
         (("--goal=x", '--phases={"a":1}'), "JSON array"),
+        (("--goal=x", '--phases=["a","b\\nc"]'), "printable"),
+        (("--goal=x", '--phases=["a","\\u001b[31mb"]'), "printable"),
+        (("--goal=x", '--metadata={"a":NaN}'), "NaN is not a JSON number"),
+        (("--goal=x", '--metadata={"a":1e999}'), "too large"),
+        (("--goal=x", '--gates={"brainstorm":[],"x":Infinity}'), "Infinity"),
         (("--goal=x", '--gates={"brainstorm":["no_such_check"]}'), "unknown check"),
         (("--goal=x", "--gates={oops"), "--gates is not valid JSON"),
         (("--goal=x", '--gates=["artifact_exists"]'), "JSON object"),
@@ -251,6 +294,23 @@ def test_expect_phase_refuses_a_stale_advance(project: Project) -> None:
     stale = project.ic("run", "advance", run_id, "--disable-gates", "--expect-phase=a")
     one_line_error(stale, 1, "phase changed")
     assert status(project, run_id)["phase"] == "b"
+
+
+def test_ctrl_c_while_waiting_for_the_lock_writes_nothing(project: Project) -> None:
+    run_id = create(project, '--phases=["a","b","c"]')
+    before = events_of(project, run_id)
+    holder = hold_lock(project.db, exclusive=False)
+    advancing = subprocess.Popen(
+        [*ic_executable(), "--timeout=60s", "run", "advance", run_id, "--disable-gates"],
+        cwd=project.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    waiting_on_a_lock(advancing, project.db.resolve())
+    advancing.send_signal(signal.SIGINT)
+    release(holder)  # the interrupted advance now gets the lock: it must not use it
+    out, err = advancing.communicate(timeout=60)
+    assert (advancing.returncode, out, err) == (130, "", "ic: interrupted\n")
+    assert status(project, run_id)["phase"] == "a"
+    assert events_of(project, run_id) == before
 
 
 def test_bad_priority_is_usage_error(project: Project) -> None:
@@ -386,6 +446,26 @@ def test_current_matches_the_absolute_project_path(project: Project) -> None:
     deeper.mkdir()
     none = project.ic("run", "current", cwd=deeper)
     one_line_error(none, 1, str(deeper))
+
+
+def test_current_from_a_subdirectory_finds_nothing_but_names_the_run_above(project: Project) -> None:
+    run_id = create(project)
+    sub = project.dir / "src" / "pkg"
+    sub.mkdir(parents=True)
+    none = project.ic("run", "current", cwd=sub)
+    one_line_error(none, 1, f"no active run for project {sub}", run_id, f"--project={project.dir}")
+    assert project.ic("run", "current", f"--project={project.dir}", cwd=sub).out == f"{run_id}\n"
+
+
+def test_a_project_directory_with_a_newline_and_a_tab_is_matched_exactly(project: Project) -> None:
+    odd = project.dir / "we\nird\tdir"
+    odd.mkdir()
+    run_id = create(project, f"--project={odd}")
+    assert status(project, run_id)["project_dir"] == str(odd)
+    assert project.ic("run", "current", cwd=odd).out == f"{run_id}\n"
+    rows = project.ic("run", "list").out.splitlines()
+    assert len(rows) == 2 and rows[1].split("\t")[4] == f"{project.dir}/we ird dir"
+    one_line_error(project.ic("run", "current", cwd=project.dir), 1, "no active run")
 
 
 def test_current_never_matches_a_portfolio_parent(project: Project) -> None:

@@ -96,6 +96,14 @@ def test_artifact_that_is_not_a_file_is_recorded_without_hash(project: Project) 
     result = project.ic("run", "artifact", "add", run_id, "--path=https://example.com/pr/1", "--json")
     assert result.code == 0
     assert (result.json()["path"], result.json()["content_hash"]) == ("https://example.com/pr/1", None)
+    assert result.err == (
+        "ic: note: https://example.com/pr/1 is not a file here; recorded as a reference, "
+        "without a content hash\n"
+    )
+    typo = project.ic("run", "artifact", "add", run_id, "--path=brainstrom.md")
+    assert typo.code == 0 and "brainstrom.md is not a file here" in typo.err
+    (project.dir / "plan.md").write_text("plan")
+    assert project.ic("run", "artifact", "add", run_id, "--path=plan.md").err == ""
 
 
 def test_verdicts_and_phase_filter(project: Project) -> None:

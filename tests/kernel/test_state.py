@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import shutil
 import sqlite3
+import subprocess
 
 import pytest
 from pytest import MonkeyPatch
 
-from tests.conftest import Project
+from tests.conftest import Project, ic_executable
 
 NOW = 1_700_000_000
 
@@ -165,6 +168,16 @@ def test_depth_limit_allows_exactly_32_levels(project: Project) -> None:
         {"key": "-----BEGIN RSA PRIVATE KEY-----\nMIIE...\n-----END RSA PRIVATE KEY-----"},
         {"slack": "xoxb-123456789012-abcdefghij"},
         ["ok", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlF"],
+        # Password-like names: a passphrase or an auth header has spaces and is still a secret.
+        {"password": "correct horse battery staple"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"db_passwords": {"password": ["hunter2", "$OK_REF"]}},
+        # Other secret names: a single word, or a sentence that carries a random-looking key.
+        {"token": "abcd"},
+        {"github_token": "use 9f8e7d6c5b4a39281706f5e4 for pushes"},
+        {"cmd": "curl -H 'Authorization: Bearer 0a1b2c3d4e5f6a7b8c9d' https://api.example"},
+        {"note": "key sk-" + "Zq3" * 12},
+        "sk-ant-api03-" + "x" * 40,
     ],
 )
 def test_values_that_look_like_secrets_are_refused(project: Project, payload: object) -> None:
@@ -178,6 +191,18 @@ def test_values_that_look_like_secrets_are_refused(project: Project, payload: ob
 def test_the_state_key_itself_counts_as_a_secret_name(project: Project) -> None:
     assert project.ic("state", "set", "openai_api_key", stdin='"abc"').code == 3
     assert project.ic("state", "set", "openai_api_key", stdin='{"env": "OPENAI_API_KEY"}').code == 0
+    assert project.ic("state", "set", "openai_api_key", stdin='"$OPENAI_API_KEY"').code == 0
+    assert project.ic("state", "set", "token", stdin='"refresh the token before the demo"').code == 0
+    assert project.ic("state", "set", "db_password", stdin='"correct horse battery staple"').code == 3
+
+
+def test_a_secret_under_a_hostile_key_is_reported_on_one_printable_line(project: Project) -> None:
+    payload = {"a\nb\x1b[31m\x9b": {"api_key": "abc"}}
+    result = project.ic("state", "set", "k", stdin=json.dumps(payload))
+    assert result.code == 3
+    assert '(a value under a secret-like name at $["a\\nb\\u001b[31m\\u009b"].api_key)' in result.err
+    assert result.err.count("\n") == 1
+    assert all(32 <= ord(ch) < 127 for ch in result.err.rstrip("\n"))
 
 
 def test_secret_refusal_does_not_echo_the_secret(project: Project) -> None:
@@ -194,6 +219,17 @@ def test_secret_refusal_does_not_echo_the_secret(project: Project) -> None:
         {"token": 3, "password": "", "secret": None},
         {"secret_name": "OPENAI_API_KEY", "password_env": "DB_PASSWORD"},
         {"skip": "sk-short", "path": "/home/me/.ssh/id_ed25519"},
+        # The word "token" (or secret, password) in ordinary text.
+        {"note": "rotate the token tomorrow; the password policy changed and the secret santa is on"},
+        "ask the reviewer for a new token",
+        {"token": "the token expired at noon", "secret": "kept in the team vault"},
+        {"api_key": "not configured yet", "access_key": "see the wiki page"},
+        # References to where a secret lives, masks and status words.
+        {"api_key": "$OPENAI_API_KEY", "token": "${GITHUB_TOKEN}", "password": "env:DB_PASSWORD"},
+        {"password": "********", "client_secret": "<redacted>", "token": "expired", "passphrase": "unset"},
+        # Prefixes of key formats inside ordinary words.
+        {"note": "sk-learn-compatible-estimator-interface", "auth": "Bearer tokens are short-lived"},
+        {"repo": "ghp_pages", "ids": ["AKIA", "xoxo-hugs-and-kisses"]},
     ],
 )
 def test_lookalikes_that_are_not_secrets_are_stored(project: Project, payload: object) -> None:
@@ -269,3 +305,93 @@ def test_text_that_is_not_unicode_is_refused_not_crashed_on(project: Project) ->
         assert result.code == 3, (argv, result.err)
         assert "not valid UTF-8" in result.err
     assert _state_rows(project) == 0
+
+
+def test_ttl_boundaries_fractions_round_up_and_the_expiry_second_is_already_gone(
+    project: Project, monkeypatch: MonkeyPatch
+) -> None:
+    entry = project.ic("state", "set", "lease", "s", "--ttl=1.5s", "--json", stdin="1").json()
+    assert entry["expires_at"] == NOW + 2
+    assert (
+        project.ic("state", "set", "blink", "--ttl=100ms", "--json", stdin="1").json()["expires_at"]
+        == NOW + 1
+    )
+    monkeypatch.setenv("IC_NOW", str(NOW + 1))
+    assert project.ic("state", "get", "lease", "s").code == 0
+    assert [e["key"] for e in project.ic("state", "list", "--json").json_lines()] == ["lease"]
+    assert project.ic("state", "prune", "--json").json() == {"pruned": 1}  # blink: expires_at == now
+    monkeypatch.setenv("IC_NOW", str(NOW + 2))
+    assert project.ic("state", "get", "lease", "s").code == 1
+    assert project.ic("state", "list", "--scope=s").out.splitlines()[1:] == []
+    gone = project.ic("state", "delete", "lease", "s")
+    assert (gone.code, gone.err) == (1, "ic: no state 'lease' in scope 's' to delete\n")
+    assert _state_rows(project) == 1  # an expired row is invisible, and stays until prune
+    assert project.ic("state", "prune", "--json").json() == {"pruned": 1}
+    assert _state_rows(project) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["state", "set", "k", "--ttl=1e300d"], "--ttl is longer than 100 years; leave --ttl out"),
+        (["state", "set", "k", "--ttl=36501d"], "--ttl is longer than 100 years"),
+        (["sentinel", "check", "s", "--interval=1e300d"], "--interval is longer than 100 years"),
+    ],
+)
+def test_durations_beyond_a_century_are_usage_errors_not_overflows(
+    project: Project, args: list[str], message: str
+) -> None:
+    result = project.ic(*args, stdin="1")
+    assert result.code == 3, result.err
+    assert message in result.err and result.err.count("\n") == 1
+    assert _state_rows(project) == 0 and _events(project) == []
+
+
+def test_prune_older_than_a_huge_age_prunes_nothing_instead_of_failing(project: Project) -> None:
+    project.ic("sentinel", "check", "s", "--interval=1s")
+    result = project.ic("sentinel", "prune", "--older-than=1e300d", "--json")
+    assert (result.code, result.err) == (0, "")
+    assert result.json() == {"pruned": 0}
+    assert project.ic("state", "set", "k", "--ttl=36500d", "--json", stdin="1").code == 0
+
+
+def test_stdin_that_is_a_terminal_or_closed_is_refused_without_waiting(project: Project) -> None:
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [*ic_executable(), "state", "set", "k"],
+            cwd=project.dir, stdin=follower, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert proc.returncode == 3
+    assert proc.stderr.startswith("ic: stdin is a terminal or closed; pipe the JSON payload on stdin")
+    closed = subprocess.run(
+        ["bash", "-c", f"{' '.join(ic_executable())} state set k <&-"],
+        cwd=project.dir, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (closed.returncode, closed.stderr.count("\n")) == (3, 1)
+    assert "stdin is a terminal or closed" in closed.stderr
+    assert _state_rows(project) == 0
+
+
+def test_a_byte_order_mark_is_not_part_of_the_payload(project: Project) -> None:
+    result = project.ic("state", "set", "k", "--json", stdin='\ufeff{"a": 1}')
+    assert result.code == 0, result.err
+    assert result.json()["payload"] == {"a": 1}
+
+
+def test_c1_control_characters_are_refused_in_names_and_escaped_in_text_output(project: Project) -> None:
+    for argv in (["state", "set", "k\x9b"], ["state", "set", "k", "s\x85"], ["sentinel", "reset", "n\x7f"]):
+        result = project.ic(*argv, stdin="1")
+        assert result.code == 3, (argv, result.err)
+        assert "control characters" in result.err
+    value = {"v": "esc\x1b[2J del\x7f csi\x9b2J ✓"}
+    assert project.ic("state", "set", "k", stdin=json.dumps(value)).code == 0
+    got = project.ic("state", "get", "k").out
+    assert got == '{"v":"esc\\u001b[2J del\\u007f csi\\u009b2J ✓"}\n'
+    assert json.loads(got) == value
+    listed = project.ic("state", "list").out.splitlines()[1]
+    assert listed.endswith('{"v":"esc\\u001b[2J del\\u007f csi\\u009b2J ✓"}')
+    assert project.ic("state", "get", "k", "--json").json()["payload"] == value

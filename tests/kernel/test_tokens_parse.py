@@ -49,3 +49,24 @@ def test_missing_or_binary_files_parse_to_nothing(tmp_path: Path) -> None:
     blob = tmp_path / "blob.bin"
     blob.write_bytes(bytes(range(256)) * 4)
     assert parse_file(blob) is None
+
+
+def test_claude_verbose_json_array_takes_the_result_element() -> None:
+    # `claude -p --output-format json --verbose` prints every message as one JSON array.
+    usage = parse_file(FIXTURES / "claude_json_verbose.json")
+    assert usage == TokenUsage(input_tokens=12 + 7000 + 1500, output_tokens=230, cache_tokens=7000,
+                               cost_usd=0.0311)  # fmt: skip
+
+
+def test_pretty_printed_array_after_log_lines_with_brackets() -> None:
+    text = '[info] starting\n[\n  {"type": "system"},\n  {"type": "result", "usage": {"input_tokens": 5, ' \
+        '"output_tokens": 1}, "total_cost_usd": 0.1}\n]\n'  # fmt: skip
+    assert parse_text(text) == TokenUsage(5, 1, 0, 0.1)
+
+
+def test_an_error_result_still_counts_and_null_fields_count_zero() -> None:
+    assert parse_file(FIXTURES / "claude_error_max_turns.json") == TokenUsage(40, 1200, 0, 0.12)
+
+
+def test_a_codex_run_whose_turn_failed_reports_nothing() -> None:
+    assert parse_file(FIXTURES / "codex_exec_failed.jsonl") is None

@@ -15,7 +15,8 @@ A step is an object with any of:
     usage      {"input_tokens": 10, "output_tokens": 5, "cache_tokens": 2, "cost_usd": 0.01}
     garbage    lines of non-JSON noise printed first
     truncate   cut the line carrying the final answer in half (no newline), stop there, exit 0
-    exit       exit code (a crash, with a line on stderr)
+    exit       exit code (a crash, with a line on stderr: `crash_line`, or a default one)
+    ignore_term  ignore SIGTERM, so only the KILL after the grace period ends the agent
     hang       seconds to keep printing after starting a child (`sleep`) in the same process group
     stall      seconds to stay silent after a first line
     marker     a file name (in FAKE_STATE) written once the step has started
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -78,6 +80,8 @@ def main() -> int:
             )
             + "\n"
         )
+    if step.get("ignore_term"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if step.get("marker"):
         (state / step["marker"]).write_text(str(os.getpid()))
     for line in step.get("garbage", []):
@@ -107,7 +111,7 @@ def main() -> int:
         message = json.dumps(verdict) if verdict is not None else f"{phase} done for {issue}"
     usage = {**DEFAULT_USAGE, **step.get("usage", {})}
     if "exit" in step:
-        sys.stderr.write(f"fake agent: crashing with exit code {step['exit']}\n")
+        sys.stderr.write(step.get("crash_line", f"fake agent: crashing with exit code {step['exit']}") + "\n")
         return int(step["exit"])
     lines = shaped(shape, message, usage, verdict if phase == "review" else None)
     if step.get("truncate"):  # the line carrying the final answer is cut off mid-JSON

@@ -43,13 +43,16 @@ def test_json_config_and_durations(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('[runner]\nmodle = "x"\n', "runner.modle: unknown key"),
+        ('[runner]\nmodle = "x"\n', "runner.modle: unknown key (typo?); known keys here: kind, command, "),
+        ('runner = "codex"\n', "runner: must be a table: write [runner] and its keys below it"),
+        ('[runner]\nkind = "command"\ncommand = "a"\n', 'runner.command: must be a list, e.g. ["a", "b"]'),
+        ("[runner]\nretries = 9\n", "runner.retries: must be less than or equal to 5"),
         ('[runner]\ntimeout = "soon"\n', "runner.timeout: 'soon' is not a duration"),
         ('[runner]\nkind = "command"\n', "runner: kind = 'command' needs command"),
         ('[runner]\nkind = "gpt"\n', "runner.kind:"),
         ("[loop]\nmax_cycles = -1\n", "loop.max_cycles:"),
         ('[issues]\nglobs = "issues/*.md"\n', "issues.globs:"),
-        ("surprise = 1\n", "surprise: unknown key"),
+        ("surprise = 1\n", "surprise: unknown key (typo?); known keys here: issues, runner, loop, logs"),
         ("[runner\n", "not valid TOML"),
     ],
 )
@@ -134,8 +137,11 @@ def test_empty_front_matter_and_empty_values(tmp_path: Path) -> None:
     [
         ("---\nmilestone: [unclosed\n---\n", "issues/bad.md: front matter is not valid YAML (line"),
         ("---\n- a\n- b\n---\n", "issues/bad.md: front matter must be a mapping"),
-        ("---\nid: ../escape\n---\n", "issue id '../escape' must be"),
-        ("---\nid: a b\n---\n", "issue id 'a b' must be"),
+        ("---\nid: ../escape\n---\n", "issue id '../escape' cannot name a git branch"),
+        ("---\nid: a b\n---\n", "issues/bad.md: issue id 'a b' cannot name a git branch: use ASCII letters"),
+        ("---\nid: feat/x\n---\n", "issue id 'feat/x' cannot name a git branch"),
+        ("---\nid: café\n---\n", "issue id 'café' cannot name a git branch"),
+        ("---\nid: x.lock\n---\n", "without '..' or a '.'/'.lock' ending; change it"),
         ("---\nmilestone: {a: b}\n---\n", "issues/bad.md: milestone: expected a value or a list"),
     ],
 )
@@ -144,6 +150,13 @@ def test_bad_issue_files_are_named(tmp_path: Path, text: str, expected: str) -> 
         parse_issue(write(tmp_path / "issues/bad.md", text), tmp_path, CONFIG)
     assert expected in caught.value.message
     assert caught.value.exit_code == 3
+
+
+def test_an_id_from_the_file_name_says_where_to_set_one(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_issue(write(tmp_path / "issues/fix login.md", "---\nmilestone: M\n---\n"), tmp_path, CONFIG)
+    assert caught.value.message.startswith("issues/fix login.md: issue id 'fix login' cannot name")
+    assert caught.value.message.endswith("; set `id:` in its front matter")
 
 
 def test_duplicate_ids_name_both_files(tmp_path: Path) -> None:

@@ -58,7 +58,9 @@ def test_pass_first_time_codex(repo: Repo) -> None:
     assert repo.git("show", "issue/1:work-1.txt") == "dev call 0"
     assert repo.git("log", "--format=%s", "main..issue/1") == "1: dev (cycle 0)"
     assert repo.worktrees() == [str(repo.dir)]
-    assert repo.git("status", "--porcelain") == "?? .clavain/"
+    # neither the kernel database nor the orchestrator's own files show up for a `git add -A`
+    assert repo.git("status", "--porcelain", "--untracked-files=all") == ""
+    assert "/.clavain/" in (repo.dir / ".git/info/exclude").read_text().splitlines()
     # the agent ran in the worktree, in its own process group, reading /dev/null, with codex's argv
     calls = repo.calls()
     assert [(c["phase"], c["stdin_is_devnull"], c["pgid_is_pid"]) for c in calls] == [
@@ -281,7 +283,10 @@ def test_missing_and_invalid_config(repo: Repo) -> None:
     repo.config('[runner]\nkind = "codex"\nmodle = "x"\n')
     bad = repo.orch("run", "--milestone", "M1")
     assert bad.code == 3
-    assert bad.err == "orchestrator: orchestrator.toml: runner.modle: unknown key (typo?)\n"
+    assert bad.err == (
+        "orchestrator: orchestrator.toml: runner.modle: unknown key (typo?); known keys here: kind, command, "
+        "executable, args, model, timeout, stall, kill_grace, retries, token_budget, env\n"
+    )
     repo.config('[runner]\nexecutable = ["/nonexistent/codex"]\n')
     absent = repo.cli("run", *where, "--milestone", "M1")
     assert absent.code == 2 and "runner program '/nonexistent/codex' not found" in absent.err

@@ -150,13 +150,15 @@ def test_codex_final_message_usage_and_noise() -> None:
             '{"type": "item.completed", "item": {"type": "agent_mess',
             json.dumps(["not", "an", "object"]),
             json.dumps({"type": "item.completed", "item": None}),
+            json.dumps({"type": "item.completed", "item": {"type": "error", "message": "retrying"}}),
         ],
     )  # fmt: skip
     out = parser.result()
     assert out.final_message == "final"
+    assert shown[-1] == "warning: retrying"
     assert (out.usage.input_tokens, out.usage.output_tokens, out.usage.cache_tokens) == (15, 5, 4)
     assert out.error is None
-    assert out.other_lines == 3 and out.json_lines == 7
+    assert out.other_lines == 3 and out.json_lines == 8
     assert "$ ls (exit 0)" in shown
 
 

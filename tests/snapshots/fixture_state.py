@@ -284,3 +284,30 @@ def with_extra_events(
         for p in state.projects
     ]
     return state.model_copy(update={"projects": projects})
+
+
+def with_portfolio(state: KernelState) -> KernelState:
+    """`state` plus a portfolio workspace: parent `p0rtf0l1` coordinating child runs in atlas and harbor.
+
+    The workspace's database holds the parent and a copy of each child (one relay tick behind: the atlas
+    copy still says `planned`, the atlas project already `executing`); each child also lives in its
+    own project, where it is the truth.
+    """
+    goal = "Ship SSO across atlas and harbor"
+    parent = run("workspace", "p0rtf0l1", goal, "planned", in_phase=3 * 3600, age=26 * 3600)
+    real = {
+        "atlas": run("atlas", "c1atlas0", goal, "executing", in_phase=30 * 60, age=26 * 3600),
+        "harbor": run("harbor", "c2harbr0", goal, "strategized", unified=UnifiedStatus.BLOCKED,
+                      in_phase=2 * 3600, age=26 * 3600, blocked_reason="upstream atlas is not at planned"),
+    }  # fmt: skip
+    real = {name: r.model_copy(update={"parent_run_id": parent.id}) for name, r in real.items()}
+    copies = [
+        real["atlas"].model_copy(update={"project": f"{ROOT}/workspace", "phase": "planned"}),
+        real["harbor"].model_copy(update={"project": f"{ROOT}/workspace"}),
+    ]
+    workspace = project("workspace", [parent, *copies], [], []).model_copy(update={"portfolio": True})
+    projects = [
+        p.model_copy(update={"runs": [*p.runs, real[p.name]]}) if p.name in real else p
+        for p in state.projects
+    ]
+    return state.model_copy(update={"projects": [*projects, workspace]})

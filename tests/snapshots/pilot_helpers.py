@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 from textual.app import App
 from textual.pilot import Pilot
 
 
-def screen_text(app: App[object]) -> str:
+def screen_text(app: App[Any]) -> str:
     """The characters currently on the (virtual) terminal, one line per row.
 
     Uses the compositor's strips: what the terminal would receive, without colours. It is how the tests
@@ -19,7 +20,7 @@ def screen_text(app: App[object]) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
-async def wait_for(pilot: Pilot[object], predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+async def wait_for(pilot: Pilot[Any], predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     """Let the app run until `predicate()` holds; fail with the predicate's name after `timeout`."""
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -29,7 +30,7 @@ async def wait_for(pilot: Pilot[object], predicate: Callable[[], bool], timeout:
     await pilot.pause()
 
 
-async def settle(pilot: Pilot[object], rounds: int = 3) -> None:
+async def settle(pilot: Pilot[Any], rounds: int = 3) -> None:
     for _ in range(rounds):
         await pilot.pause()
     await asyncio.sleep(0)

@@ -11,17 +11,19 @@ from collections.abc import Callable
 from textual.pilot import Pilot
 
 from bigend.ui.app import BigendApp
-from tests.snapshots.fixture_state import ROOT, build_state, frozen_clock, with_extra_events
+from tests.snapshots.fixture_state import ROOT, build_state, frozen_clock, with_extra_events, with_portfolio
 
 WIDE = (120, 40)
 NARROW = (90, 30)
 SnapCompare = Callable[..., bool]
 
 
-def make_app(extra_events: int = 0) -> BigendApp:
+def make_app(extra_events: int = 0, *, portfolio: bool = False) -> BigendApp:
     state = build_state()
     if extra_events:
         state = with_extra_events(state, extra_events)
+    if portfolio:
+        state = with_portfolio(state)
     app = BigendApp(state=state, clock=frozen_clock)
     app.animation_level = "none"
     return app
@@ -75,6 +77,20 @@ def test_filter(snap_compare: SnapCompare) -> None:
 
 def test_narrow_run_list(snap_compare: SnapCompare) -> None:
     assert snap_compare(make_app(), terminal_size=NARROW, run_before=open_run("interverse", None))
+
+
+def test_portfolio_project(snap_compare: SnapCompare) -> None:
+    """The workspace's parent first, its children named by project, their state in the detail."""
+    before = open_run("workspace", "p0rtf0l1")
+    assert snap_compare(make_app(portfolio=True), terminal_size=WIDE, run_before=before)
+
+
+def test_events_filtered_by_type(snap_compare: SnapCompare) -> None:
+    assert snap_compare(make_app(), terminal_size=WIDE, press=["3", "t", *"adv", "enter"])
+
+
+def test_narrow_dashboard(snap_compare: SnapCompare) -> None:
+    assert snap_compare(make_app(), terminal_size=NARROW)
 
 
 def test_narrow_overlay(snap_compare: SnapCompare) -> None:

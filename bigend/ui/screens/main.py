@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from bigend.ui.focus import focus_now
 from bigend.ui.widgets.active_runs_table import ActiveRunsTable
@@ -30,14 +31,18 @@ TABS = ("dashboard", "projects", "events")
 
 
 class MainScreen(Screen[None]):
+    # The tab keys are priority bindings: they act as the key arrives, so keys typed right behind
+    # them (`3s`) are looked up on the new tab's pane instead of the old one. In the filter bar they
+    # stand aside (SkipAction) and type themselves. (Pane keys need no priority: a binding key is
+    # resolved against the focus at the time it is handled, so `lj` already moves the new pane.)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("tab", "next_pane", "Next pane", id="pane.next"),
-        Binding("shift+tab", "previous_pane", "Previous pane", id="pane.previous"),
+        Binding("shift+tab", "previous_pane", "Previous pane", show=False, id="pane.previous"),
         Binding("l", "next_pane", "Next pane", show=False, id="pane.next"),
         Binding("h", "previous_pane", "Previous pane", show=False, id="pane.previous"),
-        Binding("1", "show_tab('dashboard')", "Dashboard", show=False, id="tab.dashboard"),
-        Binding("2", "show_tab('projects')", "Projects", show=False, id="tab.projects"),
-        Binding("3", "show_tab('events')", "Events", show=False, id="tab.events"),
+        Binding("1", "show_tab('dashboard')", "Dashboard", show=False, priority=True, id="tab.dashboard"),
+        Binding("2", "show_tab('projects')", "Projects", show=False, priority=True, id="tab.projects"),
+        Binding("3", "show_tab('events')", "Events", show=False, priority=True, id="tab.events"),
         Binding("left_square_bracket", "cycle_project(-1)", "Previous project", key_display="[",
                 show=False, id="project.previous"),
         Binding("right_square_bracket", "cycle_project(1)", "Next project", key_display="]",
@@ -138,6 +143,8 @@ class MainScreen(Screen[None]):
         focus_now(panes[(index + step) % len(panes)])
 
     def action_show_tab(self, tab: str) -> None:
+        if isinstance(self.focused, Input):
+            raise SkipAction  # a digit typed into the filter bar
         self.show_tab(tab)
 
     def show_tab(self, tab: str, focus: Widget | None = None) -> None:
@@ -145,8 +152,10 @@ class MainScreen(Screen[None]):
         focus_now(focus or self.panes()[0 if tab != "projects" else (0 if self.narrow else 1)])
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """A tab chosen with the mouse: focus its first pane (unless the operator is already typing
+        a filter, e.g. `3/` typed fast: this message arrives after the bar took focus)."""
         panes = self.panes()
-        if self._current_pane_index(panes) < 0:
+        if self._current_pane_index(panes) < 0 and not isinstance(self.focused, Input):
             focus_now(panes[0 if self.active_tab != "projects" or self.narrow else 1])
 
     def action_cycle_project(self, step: int) -> None:

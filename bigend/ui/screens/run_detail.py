@@ -10,7 +10,6 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from bigend.core.snapshot import ProjectState, RunInfo
 from bigend.ui.widgets.run_detail import RunDetail
 
 
@@ -28,7 +27,7 @@ class RunDetailScreen(Screen[None]):
         self.run_id = run_id
 
     def compose(self) -> ComposeResult:
-        yield RunDetail(id="overlay-detail", classes="pane")
+        yield RunDetail(id="overlay-detail", classes="pane", names_run=True)
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -42,8 +41,9 @@ class RunDetailScreen(Screen[None]):
         if self.size.width >= NARROW_BELOW and self.is_current:
             self.dismiss(None)
 
-    def show(self, project: ProjectState | None, run: RunInfo | None, now: float) -> None:
-        self.query_one(RunDetail).show(project, run, now)
+    @property
+    def detail(self) -> RunDetail:
+        return self.query_one(RunDetail)
 
     def action_back(self) -> None:
         self.dismiss(None)

@@ -13,6 +13,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -25,6 +26,7 @@ from textual.widgets import Static
 from bigend.core.snapshot import EventInfo
 from bigend.ui.eventlines import event_line
 from bigend.ui.filtering import FilterQuery, parse_filter
+from bigend.ui.text import clean
 
 PAUSED_TEXT = "⏸ paused — End to follow"
 Entry = tuple[EventInfo, str]
@@ -42,13 +44,22 @@ class EventLog(ScrollView, can_focus=True):
         Binding("pageup", "page_up", "Page up", show=False, id="events.page_up"),
         Binding("end", "follow", "Follow", id="events.follow"),
         Binding("home", "scroll_home", "Oldest", show=False, id="events.home"),
-    ]
+        # Short descriptions for the footer; the help screen shows the tooltips. Priority, like `/`:
+        # the focus moves to the filter bar as the key arrives, so what is typed behind it lands there.
+        Binding("t", "app.filter_term('type')", "type=", id="events.filter_type", priority=True,
+                tooltip="Filter by type: opens / with type= (advance, block, spawned…)"),
+        Binding("s", "app.filter_term('source')", "source=", id="events.filter_source", priority=True,
+                tooltip="Filter by source: opens / with source= (kernel, tmux, messaging…)"),
+        Binding("p", "app.filter_term('project')", "project=", id="events.filter_project", priority=True,
+                tooltip="Filter by project: opens / with project= (part of a name)"),
+    ]  # fmt: skip
 
     def __init__(self, *, max_lines: int, show_project: bool) -> None:
         super().__init__()
         self.show_project = show_project
         self.entries: deque[Entry] = deque(maxlen=max_lines)
         self.following = True
+        self.empty_text = "no events yet"
 
     @property
     def line_count(self) -> int:
@@ -84,10 +95,15 @@ class EventLog(ScrollView, can_focus=True):
         index = int(self.scroll_y) + y
         width = self.scrollable_content_region.width
         rich_style = self.rich_style
+        if not self.entries and y == 0 and width > 0:
+            return self._line(Text(self.empty_text, style="dim italic"), width)
         if index >= len(self.entries) or width <= 0:
             return Strip.blank(max(0, width), rich_style)
         event, name = self.entries[index]
-        text = event_line(event, name if self.show_project else None)
+        return self._line(event_line(event, name if self.show_project else None), width)
+
+    def _line(self, text: Text, width: int) -> Strip:
+        rich_style = self.rich_style
         text.truncate(width, overflow="ellipsis")
         text.style = rich_style
         return Strip(text.render(self.app.console), text.cell_len).extend_cell_length(width, rich_style)
@@ -132,6 +148,9 @@ class EventViewport(Vertical):
         """What the buffer holds (event, project name), oldest first; filters do not drop entries."""
         return list(self._buffer)
 
+    def on_mount(self) -> None:
+        self._describe()
+
     def watch_paused(self, paused: bool) -> None:
         self.set_class(paused, "-paused")
 
@@ -146,7 +165,9 @@ class EventViewport(Vertical):
                 self._seen.popitem(last=False)
             fresh.append((event, names.get(event.project, event.project)))
         self._buffer.extend(fresh)
-        self.log_widget.append([e for e in fresh if self._filter.matches_event(*e)])
+        if fresh:
+            self.log_widget.append([e for e in fresh if self._filter.matches_event(*e)])
+            self._describe()
         return len(fresh)
 
     def set_filter(self, query: FilterQuery) -> None:
@@ -154,4 +175,15 @@ class EventViewport(Vertical):
         if query == self._filter:
             return
         self._filter = query
-        self.log_widget.set_entries(e for e in self._buffer if query.matches_event(*e))
+        log = self.log_widget
+        log.set_entries(e for e in self._buffer if query.matches_event(*e))
+        log.empty_text = "no events yet" if query.empty else f"no event matches {clean(query.text)}"
+        self._describe()
+
+    def _describe(self) -> None:
+        """The bottom border: how much the filter keeps, and the keys that filter."""
+        if self._filter.empty:
+            self.border_subtitle = Text(f"{len(self._buffer)} events · t type=  s source=  p project=")
+        else:
+            kept = f"{self.log_widget.line_count} of {len(self._buffer)}"
+            self.border_subtitle = Text(f"{kept} · filter: {clean(self._filter.text)}")

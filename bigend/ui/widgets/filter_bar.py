@@ -21,7 +21,8 @@ class FilterBar(Input):
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(placeholder=PLACEHOLDER, id=id)
+        # No select-on-focus: `t` in the event viewport opens the bar with `type=` to type after.
+        super().__init__(placeholder=PLACEHOLDER, id=id, select_on_focus=False)
         self.cursor_blink = False
 
     @on(Input.Changed)

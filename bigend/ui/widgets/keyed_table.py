@@ -55,6 +55,7 @@ class KeyedTable(DataTable[Text]):
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._signatures: dict[str, Hashable] = {}
         self._order: list[str] = []
+        self._heights: dict[str, int] = {}  # only rows taller than one line
 
     def on_mount(self) -> None:
         for key, label, width in self.COLUMNS:
@@ -102,9 +103,12 @@ class KeyedTable(DataTable[Text]):
         key: Callable[[T], str],
         signature: Callable[[T], Hashable],
         cells: Callable[[T], Cells],
+        height: Callable[[T], int] | None = None,
     ) -> None:
         """Show `items` in this order. `signature` is a cheap summary of what a row shows: rows whose
-        signature did not change are not even rebuilt, so a 10 000-row table costs little to update."""
+        signature did not change are not even rebuilt, so a 10 000-row table costs little to update.
+        `height` gives a row's height in lines (default 1); a row whose height changes is re-added,
+        since DataTable cannot resize a row in place. The signature must cover the height."""
         selected = self.selected_key
         order = [key(item) for item in items]
         wanted = set(order)
@@ -114,12 +118,11 @@ class KeyedTable(DataTable[Text]):
             self.clear()
             self._signatures.clear()
             self._cells.clear()
+            self._heights.clear()
             self._order = []
         else:
             for k in removed:
-                self.remove_row(k)
-                del self._signatures[k]
-                del self._cells[k]
+                self._forget(k)
         column_keys = list(self.columns)
         appended: list[str] = []
         for k, item in zip(order, items, strict=True):
@@ -128,21 +131,34 @@ class KeyedTable(DataTable[Text]):
             if old is not None and old == sig:
                 continue
             row = tuple(cells(item))
+            lines = 1 if height is None else height(item)
+            if old is not None and self._heights.get(k, 1) != lines:
+                self._forget(k)
+                old = None
             if old is None:
-                self.add_row(*row, key=k)
+                self.add_row(*row, key=k, height=lines)
                 appended.append(k)
+                if lines != 1:
+                    self._heights[k] = lines
             else:
                 for column, before, after in zip(column_keys, self._cells[k], row, strict=True):
                     if before != after:
                         self.update_cell(k, column, after)
             self._signatures[k] = sig
             self._cells[k] = row
-        shown = [k for k in self._order if k in wanted] + appended
+        readded = set(appended)
+        shown = [k for k in self._order if k in wanted and k not in readded] + appended
         if shown != order:
             self._sort_to(order)
         self._order = order
         if selected is not None and selected in self._cells:
             self.select_key(selected, scroll=False)
+
+    def _forget(self, key: str) -> None:
+        self.remove_row(key)
+        del self._signatures[key]
+        del self._cells[key]
+        self._heights.pop(key, None)
 
     def _sort_to(self, order: list[str]) -> None:
         positions = {key: n for n, key in enumerate(order)}

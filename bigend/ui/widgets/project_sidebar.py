@@ -15,9 +15,17 @@ from bigend.ui.views import blocked_count
 from bigend.ui.widgets.keyed_table import KeyedTable
 
 
+def run_count(project: ProjectState) -> tuple[int, str]:
+    """(count, noun) of the badge: a portfolio counts its parent runs (its child copies are shown in
+    their own projects); a project counts every run in its database, not only the ones the core loaded."""
+    if project.portfolio:
+        return sum(1 for r in project.runs if r.parent_run_id is None), "portfolio"
+    return max(project.runs_total, len(project.runs)), "run"
+
+
 def badge(project: ProjectState) -> Text:
-    count = len(project.runs)
-    text = Text(f"[{count} run{'' if count == 1 else 's'}]", style="dim", end="")
+    count, noun = run_count(project)
+    text = Text(f"[{count} {noun}{'' if count == 1 else 's'}]", style="dim", end="")
     if project.error:
         text.append(" !", style="bold red")
     blocked = blocked_count(project)
@@ -29,7 +37,7 @@ def badge(project: ProjectState) -> Text:
 class ProjectSidebar(KeyedTable):
     """Posts ProjectHighlighted as the cursor moves; Enter moves on to the project's run list."""
 
-    COLUMNS: ClassVar[tuple[tuple[str, str, int], ...]] = (("name", "Project", 14), ("badge", "", 11))
+    COLUMNS: ClassVar[tuple[tuple[str, str, int], ...]] = (("name", "Project", 14), ("badge", "", 14))
     IDENTITY_COLUMNS: ClassVar[tuple[str, ...]] = ("name",)
     FILL_COLUMN = "name"
     FILL_MIN = 6

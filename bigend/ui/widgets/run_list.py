@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from rich.text import Text
@@ -11,6 +11,7 @@ from textual.widgets import DataTable
 from bigend.core.snapshot import RunInfo
 from bigend.core.status import UnifiedStatus
 from bigend.ui import format as fmt
+from bigend.ui.goal import goal_cell
 from bigend.ui.messages import OpenRun, RunHighlighted
 from bigend.ui.text import literal
 from bigend.ui.widgets.keyed_table import KeyedTable
@@ -31,8 +32,10 @@ def run_signature(run: RunInfo, now: float) -> tuple[object, ...]:
     return (run.unified, run.phase, time_in_phase(run, now), run.complexity, run.goal, run.phases)
 
 
-def run_cells(run: RunInfo, now: float) -> tuple[Text, ...]:
-    """The seven cells of one run row."""
+def run_cells(
+    run: RunInfo, now: float, *, child_of: str | None = None, children: int = 0
+) -> tuple[Text, ...]:
+    """The seven cells of one run row (a portfolio's child copy is named by its project)."""
     age, age_style = time_in_phase(run, now)
     return (
         literal(run.id[:8]),
@@ -41,7 +44,7 @@ def run_cells(run: RunInfo, now: float) -> tuple[Text, ...]:
         Text(age, style=age_style, justify="right"),
         Text(fmt.progress_bar(fmt.progress(run)), style=run.unified.color),
         Text(str(run.complexity), justify="right"),
-        literal(run.goal),
+        goal_cell(run, child_of=child_of, children=children),
     )
 
 
@@ -63,18 +66,42 @@ class RunList(KeyedTable):
         super().__init__(id=id, classes=classes)
         self.project: str | None = None
 
-    def show(self, project: str | None, runs: Sequence[RunInfo], now: float) -> None:
-        """Show `runs` of `project`; switching project resets the cursor, a live update never does."""
+    def show(
+        self,
+        project: str | None,
+        runs: Sequence[RunInfo],
+        now: float,
+        *,
+        child_of: Mapping[str, str] | None = None,
+        children: Mapping[str, int] | None = None,
+    ) -> None:
+        """Show `runs` of `project`; switching project resets the cursor, a live update never does.
+
+        `child_of` and `children` label a portfolio project's rows (views.child_projects and
+        views.portfolio_children); an ordinary project has neither.
+        """
         if project != self.project:
             self.project = project
             self.sync_rows([])
             self.move_cursor(row=0, animate=False)
-        self.sync(
-            runs,
-            key=lambda run: run.id,
-            signature=lambda run: run_signature(run, now),
-            cells=lambda run: run_cells(run, now),
-        )
+        labels, counts = child_of or {}, children or {}
+        if labels or counts:
+
+            def signature(run: RunInfo) -> tuple[object, ...]:
+                return (*run_signature(run, now), labels.get(run.id), counts.get(run.id, 0))
+
+            def cells(run: RunInfo) -> tuple[Text, ...]:
+                return run_cells(run, now, child_of=labels.get(run.id), children=counts.get(run.id, 0))
+
+        else:
+
+            def signature(run: RunInfo) -> tuple[object, ...]:
+                return run_signature(run, now)
+
+            def cells(run: RunInfo) -> tuple[Text, ...]:
+                return run_cells(run, now)
+
+        self.sync(runs, key=lambda run: run.id, signature=signature, cells=cells)
         if not runs:
             self.post_message(RunHighlighted(project, None))
 

@@ -17,8 +17,13 @@ def projects_figure(metrics: Metrics) -> str:
     return f"{metrics.projects_total} project{'' if metrics.projects_total == 1 else 's'}"
 
 
-def tokens_figure(metrics: Metrics) -> str:
-    return f"{fmt.tokens(metrics.total_tokens_in)} in / {fmt.tokens(metrics.total_tokens_out)} out"
+# Below this width the five cells only fit their labels with the token figures abbreviated.
+COMPACT_BELOW = 100
+
+
+def tokens_figure(metrics: Metrics, *, compact: bool = False) -> str:
+    figure = fmt.tokens_compact if compact else fmt.tokens
+    return f"{figure(metrics.total_tokens_in)} in / {figure(metrics.total_tokens_out)} out"
 
 
 class Stat(Static):
@@ -30,6 +35,14 @@ class Stat(Static):
 
 
 class StatsRow(Horizontal):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._metrics: Metrics | None = None
+
+    def on_resize(self) -> None:
+        if self._metrics is not None:
+            self.show(self._metrics)
+
     def compose(self) -> ComposeResult:
         yield Stat("Projects", id="stat-projects")
         yield Stat("Active Runs", id="stat-active")
@@ -38,6 +51,9 @@ class StatsRow(Horizontal):
         yield Stat("Tokens", id="stat-tokens")
 
     def show(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        compact = self.size.width < COMPACT_BELOW
+        self.set_class(compact, "-compact")
         self.query_one("#stat-projects", Stat).update(projects_figure(metrics))
         self.query_one("#stat-projects", Stat).set_class(
             metrics.projects_ok < metrics.projects_total, "-warning"
@@ -47,4 +63,4 @@ class StatsRow(Horizontal):
         blocked.update(str(metrics.blocked_agents))
         blocked.set_class(metrics.blocked_agents > 0, "-warning")
         self.query_one("#stat-dispatches", Stat).update(str(metrics.active_dispatches))
-        self.query_one("#stat-tokens", Stat).update(tokens_figure(metrics))
+        self.query_one("#stat-tokens", Stat).update(tokens_figure(metrics, compact=compact))
