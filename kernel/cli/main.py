@@ -22,7 +22,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "events": ("kernel.cli.events", "the unified event stream: tail, follow, cursors, record"),
     "state": ("kernel.cli.state", "key/scope JSON state with TTL"),
     "sentinel": ("kernel.cli.sentinel", "rate-limiting sentinels"),
-    "portfolio": ("kernel.cli.portfolio", "cross-project portfolio runs: deps, order, status, relay, cursors, slots"),
+    "portfolio": ("kernel.cli.portfolio", "portfolio runs: deps, order, status, relay, cursors, slots"),
 }
 
 # Global options, accepted before or after the command (DESIGN 3.2).
