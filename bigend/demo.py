@@ -29,6 +29,7 @@ from kernel import queries as q
 from kernel.dispatch import api as dispatch_api
 from kernel.errors import KernelError, Refused
 from kernel.model import Run
+from kernel.phase import walked_phases
 
 HOUR = 3600
 DAY = 24 * HOUR
@@ -432,9 +433,9 @@ AGENTS = (("codex", "gpt-5-codex"), ("claude", "claude-sonnet-4"), ("codex", "gp
 class _Changer:
     """One step of plausible activity per tick, chosen at random among what the workspace allows."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, seed: int | None = None) -> None:
         self.root = root
-        self.rng = random.Random()
+        self.rng = random.Random(seed)
         self.conns: dict[Path, sqlite3.Connection] = {}
         for directory in sorted(root.iterdir()):
             db_path = directory / kdb.DB_DIR / kdb.DB_NAME
@@ -480,8 +481,12 @@ class _Changer:
         if not candidates:
             return self._new_run(conn, project)
         run = self.rng.choice(candidates)
-        index = run.phases.index(run.phase)
-        if index + 1 >= len(run.phases):
+        # The next phase this run walks (complexity may skip some of the chain): one hop, never a
+        # walk to a phase the run would pass over, which would not stop until the run completed.
+        walked = walked_phases(run)
+        chain = walked if run.phase in walked else run.phases
+        index = chain.index(run.phase)
+        if index + 1 >= len(chain):
             return None
         if self.rng.random() < 0.1:  # now and then an agent forgets its artifact: a fresh gate block
             with contextlib.suppress(Refused):
@@ -490,7 +495,7 @@ class _Changer:
         # _walk_to pins IC_NOW for each hop it writes; the live changer must leave the clock as it
         # found it, or every later write of the process would be stamped with that frozen moment.
         with _pinned_env(None):
-            _walk_to(conn, project, run, run.phases[index + 1], _Script(clock.now()), 0)
+            _walk_to(conn, project, run, chain[index + 1], _Script(clock.now()), 0)
         return None
 
     def _unblock(self, conn: sqlite3.Connection, project: Path) -> None:

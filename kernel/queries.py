@@ -249,40 +249,9 @@ def _raw_row(row: Any) -> tuple[Any, ...]:
 
 
 _TERMINAL_DISPATCH = "('completed', 'failed', 'timeout', 'cancelled')"
-BIGEND_RUNS = Query(
-    "WITH picked AS (SELECT id FROM runs WHERE status = 'active' UNION ALL "
-    " SELECT id FROM (SELECT id FROM runs WHERE status != 'active' ORDER BY rowid DESC LIMIT ?)) "
-    "SELECT r.id, r.project_dir, r.goal, r.status, r.phase, r.phases, r.complexity, r.parent_run_id, "
-    "r.scope_id, r.created_at, r.updated_at, r.completed_at, "
-    # time in phase: the last event that put the run in its phase (often the last phase event itself)
-    "CASE WHEN lp.type IN ('created', 'advance', 'rollback') AND lp.source = 'phase' THEN lp.timestamp "
-    " WHEN r.status = 'active' THEN (SELECT e.timestamp FROM events e WHERE e.run_id = r.id "
-    "  AND +e.source = 'phase' AND +e.type IN ('created', 'advance', 'rollback') ORDER BY e.id DESC LIMIT 1) "
-    "END, "
-    "lp.source, lp.type, lp.reason "
-    "FROM picked JOIN runs r ON r.id = picked.id "
-    "LEFT JOIN events lp ON lp.id = CASE WHEN r.status = 'active' THEN "
-    "(SELECT e.id FROM events e WHERE e.run_id = r.id AND +e.source IN ('phase', 'gate') "
-    " ORDER BY e.id DESC LIMIT 1) END "
-    "ORDER BY r.created_at DESC, r.id",
-    _raw_row,
-)
 _BIGEND_DISPATCH_COLUMNS = (
     "id, scope_id, agent_type, name, model, status, pid, exit_code, error, created_at, started_at, "
     "ended_at, input_tokens, output_tokens, cache_tokens, cost_usd"
-)
-BIGEND_DISPATCHES = Query(
-    f"SELECT {_BIGEND_DISPATCH_COLUMNS} FROM dispatches WHERE status NOT IN {_TERMINAL_DISPATCH} UNION ALL "
-    f"SELECT * FROM (SELECT {_BIGEND_DISPATCH_COLUMNS} FROM dispatches WHERE status IN {_TERMINAL_DISPATCH} "
-    "ORDER BY rowid DESC LIMIT ?) "
-    "ORDER BY created_at DESC, id",
-    _raw_row,
-)
-# Exact token sums and dispatch counts per run (scope_id NULL: dispatches of no run), and the run count.
-BIGEND_DISPATCH_TOTALS = Query(
-    "SELECT scope_id, sum(input_tokens), sum(output_tokens), sum(cache_tokens), count(*) FROM dispatches "
-    "GROUP BY scope_id",
-    _raw_row,
 )
 BIGEND_RUN_COUNT = Query("SELECT count(*) FROM runs", _scalar_int)
 BIGEND_EVENTS_LATEST = Query(

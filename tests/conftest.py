@@ -32,6 +32,18 @@ def ic_executable() -> list[str]:
     return [found] if found else [sys.executable, "-m", "kernel.cli.main"]
 
 
+def default_sigint() -> None:
+    """`preexec_fn` for a child meant to get Ctrl-C as in a terminal.
+
+    A shell starts background jobs with SIGINT ignored and children inherit that, so a test suite run
+    from a background job (as CI may be) would otherwise test an `ic` that cannot be interrupted;
+    Python only installs its KeyboardInterrupt handler when SIGINT is not ignored at start-up.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @dataclass
 class IcResult:
     code: int

@@ -4,6 +4,7 @@
   each under its own timeout (`project_timeout`). A project whose read fails, hangs or times out keeps
   its last good data plus an `error` (and counts in `metrics.kernel_errors`); the others update.
   Refreshes never overlap: a second caller waits for the first to finish, then does its own.
+  A project read is one hop to a worker thread (reader.read_project on a `readpool.ReadPool`).
 - Only changed projects are read again: the live loop hears of writes from watchfiles, a periodic stat
   pass catches what file events miss, and `PRAGMA data_version` on each kept connection confirms.
 - `state` is the latest picture; an unchanged refresh returns the very same object, so "did anything
@@ -21,17 +22,16 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import count
 from pathlib import Path
-from typing import Any
-
-import aiosqlite
 
 from bigend.core import changes, reader
 from bigend.core.config import BigendConfig
 from bigend.core.construct import trusted
 from bigend.core.discovery import Project, discover, inspect_dir
 from bigend.core.metrics import EMPTY_TALLY, ProjectTally, combine
+from bigend.core.readpool import ReadPool
 from bigend.core.snapshot import KernelState, Metrics, ProjectState
 from kernel.errors import KernelError
 
@@ -43,6 +43,11 @@ StateCallback = Callable[[KernelState], None]
 PARTIAL_PUBLISH_AFTER = 0.25
 # A failing project is retried by the periodic stat pass at most this often (events and `r` retry at once).
 ERROR_RETRY_INTERVAL = 10.0
+# A project read still running after this long stops holding back the others (see readpool.py); normal
+# reads of a 200-run/500-dispatch project take a few milliseconds.
+READ_STALL_AFTER = 0.1
+# How long close() waits for reads still running on worker threads (given-up ones included).
+CLOSE_WAIT = 3.0
 
 
 @dataclass
@@ -52,7 +57,7 @@ class _Slot:
     project: Project
     state: ProjectState
     tally: ProjectTally = EMPTY_TALLY
-    conn: aiosqlite.Connection | None = None
+    conn: reader.ReadConnection | None = None
     data_version: int | None = None
     signature: changes.Signature | None = None
     loaded: bool = False
@@ -105,7 +110,7 @@ class Aggregator:
         self._tick = count(1)
         self._busy: set[str] = set()  # projects being read right now: their connections stay
         self._connected: dict[str, _Slot] = {}  # projects with an open read connection
-        self._stopping: set[asyncio.Future[Any]] = set()  # discarded connections still shutting down
+        self._pool = ReadPool(stall_after=READ_STALL_AFTER)
         self._state = self._empty_state()
         #: keys of the projects whose database was actually read by the last refresh (tests, benchmarks)
         self.last_read: frozenset[str] = frozenset()
@@ -122,7 +127,7 @@ class Aggregator:
 
     @property
     def open_connections(self) -> int:
-        """Read connections currently kept open (each is a thread; capped by max_open_connections)."""
+        """Read connections currently kept open (capped by max_open_connections)."""
         return len(self._connected)
 
     def read_count(self, key: str) -> int:
@@ -202,12 +207,14 @@ class Aggregator:
                     await timer
 
     async def close(self) -> None:
-        """Stop every read connection (their threads end once any running query returns)."""
+        """Close every read connection and stop the worker threads (a later refresh starts new ones)."""
         async with self._lock:
             for slot in self._slots.values():
-                await self._close_conn(slot)
-        if self._stopping:  # discarded connections: let their threads finish while the loop still runs
-            await asyncio.wait(set(self._stopping), timeout=3.0)
+                self._drop_conn(slot)
+        # Reads given up on may still run: let them end (their connections close then) while the loop
+        # still runs, so they have somewhere to report to.
+        await self._pool.drain(CLOSE_WAIT)
+        self._pool.shutdown()
 
     # -- refresh ------------------------------------------------------------------------------------
     async def _refresh_locked(
@@ -282,9 +289,8 @@ class Aggregator:
             before_error = slot.error
             self._busy.add(slot.key)
             try:
-                return await asyncio.wait_for(
-                    self._read_slot(slot, force=force, read=read), self.config.project_timeout
-                )
+                async with asyncio.timeout(self.config.project_timeout):
+                    return await self._read_slot(slot, force=force, read=read)
             except TimeoutError:
                 self._drop_conn(slot)
                 slot.error = f"read timed out after {self.config.project_timeout:g}s"
@@ -308,27 +314,27 @@ class Aggregator:
     async def _read_slot(self, slot: _Slot, *, force: bool, read: set[str]) -> bool:
         path = slot.project.db_path
         assert path is not None
-        fresh = slot.conn is None
         if slot.conn is None:
             busy = min(1.0, self.config.project_timeout * 0.4)
-            slot.conn = await reader.open_project_db(path, busy_timeout=busy, on_failure=self._discard)
+            slot.conn = reader.ReadConnection(path, busy_timeout=busy)
             self._connected[slot.key] = slot
         slot.last_used = next(self._tick)
-        version = await reader.data_version(slot.conn)
-        if not (force or fresh or not slot.loaded or slot.error is not None) and version == slot.data_version:
-            slot.signature = changes.signature(path)
-            return False
+        # data_version only says "unchanged" about the connection that read last time (a new one gets None)
+        known = None if force or not slot.loaded or slot.error is not None else slot.data_version
+        work = partial(_read_in_thread, slot.conn, slot.project, self._limits, slot.reuse, known)
         try:
-            rows = await reader.fetch_project_rows(slot.conn, self._limits)
+            signature, result = await self._pool.run(work)
         except BaseException:
-            self._drop_conn(slot)  # interrupted inside its read transaction: never reuse it
+            self._drop_conn(slot)  # failed or given up on inside its read transaction: never reuse it
+            slot.reuse = reader.Reuse()  # a read given up on may still be filling the old one
             raise
-        slot.state, slot.tally = reader.build_project_state(slot.project, rows, reuse=slot.reuse)
-        slot.data_version = version
         # Taken after the read: opening a WAL database read-only creates its -wal/-shm files, which must
         # not look like a change next time. A commit racing this stat is still caught: it also raises a
         # file event, and a hinted check asks data_version, never the signature.
-        slot.signature = changes.signature(path)
+        slot.signature = signature
+        if result is None:
+            return False
+        slot.state, slot.tally, slot.data_version = result.state, result.tally, result.data_version
         slot.loaded = True
         slot.error = None
         slot.reads += 1
@@ -338,29 +344,13 @@ class Aggregator:
     # -- connections --------------------------------------------------------------------------------
     def _drop_conn(self, slot: _Slot) -> None:
         if slot.conn is not None:
-            self._discard(slot.conn)
+            slot.conn.discard()
             slot.conn = None
         self._connected.pop(slot.key, None)
         slot.data_version = None
 
-    async def _close_conn(self, slot: _Slot) -> None:
-        conn, slot.conn = slot.conn, None
-        self._connected.pop(slot.key, None)
-        slot.data_version = None
-        if conn is not None:
-            try:
-                await asyncio.wait_for(conn.close(), 1.0)
-            except (TimeoutError, sqlite3.Error, ValueError):
-                self._discard(conn)
-
-    def _discard(self, conn: aiosqlite.Connection) -> None:
-        stopping = reader.discard(conn)
-        if stopping is not None:
-            self._stopping.add(stopping)
-            stopping.add_done_callback(self._stopping.discard)
-
     def _trim_connections(self) -> None:
-        """Keep at most `max_open_connections` (each is a thread): stop the least recently used idle ones."""
+        """Keep at most `max_open_connections` (file handles, page caches): close the least recently used."""
         if len(self._connected) <= self.config.max_open_connections:
             return
         open_slots = [slot for key, slot in self._connected.items() if key not in self._busy]
@@ -380,7 +370,7 @@ class Aggregator:
         changed = result.unreadable_roots != self._root_errors or set(found) != set(self._slots)
         self._root_errors = dict(result.unreadable_roots)
         for key in [key for key in self._slots if key not in found]:
-            await self._close_conn(self._slots.pop(key))
+            self._drop_conn(self._slots.pop(key))
         for key, project in found.items():
             slot = self._slots.get(key)
             if slot is None:
@@ -471,3 +461,16 @@ def _without_path(message: str | None, db_path: Path | None) -> str | None:
         return message
     prefix = f"{db_path}: "
     return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+def _read_in_thread(
+    conn: reader.ReadConnection,
+    project: Project,
+    limits: reader.Limits,
+    reuse: reader.Reuse,
+    known_version: int | None,
+) -> tuple[changes.Signature, reader.ProjectRead | None]:
+    """A project's whole read, on a worker thread: data_version, queries, snapshot objects, stat."""
+    result = conn.use(partial(reader.read_project, project=project, limits=limits, reuse=reuse,
+                              known_version=known_version))  # fmt: skip
+    return changes.signature(conn.path), result

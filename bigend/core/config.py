@@ -43,7 +43,9 @@ class BigendConfig(BaseModel):
         default=2.0, gt=0, description="seconds between cheap stat checks (safety net for missed file events)"
     )
     max_open_connections: int = Field(
-        default=128, ge=1, description="read connections kept open (one thread each); older ones are closed"
+        default=128,
+        ge=1,
+        description="read connections kept open across refreshes; the least recently used are closed",
     )
 
 

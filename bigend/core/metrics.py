@@ -1,7 +1,8 @@
 """The dashboard's headline numbers, computed from the unified status model only.
 
-Each project's contribution (`ProjectTally`) is computed once when the project is read, so combining a
-thousand projects after one of them changed is a sum of small tuples, not a walk over every run.
+Each project's contribution (`ProjectTally`) is counted while the project's read builds its runs
+(reader.build_project_state), so combining a thousand projects after one of them changed is a sum of
+small tuples, not a walk over every run.
 
 Definitions (what "exact" is checked against):
 - active_runs: runs the kernel reports `active` (the count of `ic run list --active`), Blocked included;
@@ -18,8 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bigend.core.construct import trusted
-from bigend.core.snapshot import DispatchInfo, Metrics, RunInfo
-from bigend.core.status import UnifiedStatus
+from bigend.core.snapshot import Metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,31 +32,6 @@ class ProjectTally:
 
 
 EMPTY_TALLY = ProjectTally()
-
-
-def tally_project(
-    runs: Iterable[RunInfo],
-    *,
-    live_dispatches: int,
-    blocked_dispatches: Iterable[DispatchInfo],
-    tokens_in: int,
-    tokens_out: int,
-    portfolio: bool = False,
-) -> ProjectTally:
-    """One project's contribution. Runs and blocked dispatches come from the read (every active run and
-    every live dispatch is always read); the dispatch count and tokens from exact SQL aggregates."""
-    active = blocked = 0
-    run_ids: set[str] = set()
-    for run in runs:
-        run_ids.add(run.id)
-        if portfolio and run.parent_run_id is not None:
-            continue
-        if run.status == "active":
-            active += 1
-        if run.unified is UnifiedStatus.BLOCKED:
-            blocked += 1
-    blocked += sum(1 for d in blocked_dispatches if d.run_id not in run_ids)
-    return ProjectTally(active, live_dispatches, blocked, tokens_in, tokens_out)
 
 
 def combine(tallies: Iterable[ProjectTally], errors: dict[str, str], projects_total: int) -> Metrics:

@@ -15,7 +15,7 @@ import pytest
 from kernel import queries as q
 from kernel import runs
 from kernel.errors import Refused
-from tests.conftest import ic_executable
+from tests.conftest import default_sigint, ic_executable
 from tests.kernel.test_portfolio_support import (
     SHORT_CHAIN,
     hold_write_lock,
@@ -341,7 +341,7 @@ def test_ctrl_c_while_mirroring_children_waits_until_every_project_has_its_child
     try:
         create = subprocess.Popen(
             [*ic_executable(), "--timeout=30s", "run", "create", "--projects=../a,../b", "--goal=x"],
-            cwd=ws.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=ws.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint,
         )  # fmt: skip
         deadline = time.monotonic() + 30
         while ws.ic("run", "current", cwd=ws.project("a")).code != 0:  # a is mirrored: b is waiting

@@ -15,7 +15,7 @@ import pytest
 from kernel import runs
 from kernel.model import Run
 from kernel.phase import DEFAULT_CHAIN
-from tests.conftest import Project, ic_executable
+from tests.conftest import Project, default_sigint, ic_executable
 from tests.kernel.test_db import hold_lock, release, waiting_on_a_lock
 
 RUN_KEYS = {f.name for f in dataclasses.fields(Run)}
@@ -302,7 +302,7 @@ def test_ctrl_c_while_waiting_for_the_lock_writes_nothing(project: Project) -> N
     holder = hold_lock(project.db, exclusive=False)
     advancing = subprocess.Popen(
         [*ic_executable(), "--timeout=60s", "run", "advance", run_id, "--disable-gates"],
-        cwd=project.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=project.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint,
     )  # fmt: skip
     waiting_on_a_lock(advancing, project.db.resolve())
     advancing.send_signal(signal.SIGINT)
