@@ -87,7 +87,8 @@ def test_a_kill_interrupted_in_its_grace_period_is_finished_by_the_supervisor(pr
     )  # fmt: skip
     try:
         settled(proj, spawned["id"], lambda r: r.status == "cancelled", "the cancellation")
-        assert alive(spawned["pid"])  # TERM is ignored; the killer is waiting out its grace
+        # No `alive` check here: the supervisor re-reads its row every 2 s and may already be ending
+        # the group. That TERM was ignored is shown by the exit status below (-KILL, not -TERM).
         killer.send_signal(signal.SIGKILL)
     finally:
         killer.wait()
