@@ -91,3 +91,30 @@ def project(tmp_path: Path) -> Iterator[Project]:
     proj.dir.mkdir()
     kdb.init_db(proj.db)
     yield proj
+
+
+def hold_lock(db: Path, *, exclusive: bool) -> subprocess.Popen[str]:
+    """Another process holding the write lock (BEGIN IMMEDIATE), or with `exclusive` a lock that also
+    keeps readers out, until its stdin closes."""
+    begin = "c.execute('PRAGMA locking_mode=EXCLUSIVE'); c.execute('BEGIN EXCLUSIVE')" if exclusive else (
+        "c.execute('BEGIN IMMEDIATE')"
+    )
+    code = (
+        "import sqlite3, sys\n"
+        f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
+        f"{begin}\n"
+        "c.execute('SELECT count(*) FROM runs').fetchone()\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def release(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0

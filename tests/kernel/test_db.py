@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kernel import db as kdb
-from tests.conftest import IcResult, Project, ic_executable
+from tests.conftest import IcResult, Project, hold_lock, ic_executable, release
 
 
 def test_init_creates_private_dir_and_file(tmp_path: Path) -> None:
@@ -114,33 +114,6 @@ def test_unknown_command_and_bad_timeout_are_usage_errors(project: Project) -> N
 
 
 # -- hardening: races, locks, damage, odd paths -------------------------------------------------------
-
-
-def hold_lock(db: Path, *, exclusive: bool) -> subprocess.Popen[str]:
-    """Another process holding the write lock (BEGIN IMMEDIATE), or with `exclusive` a lock that also
-    keeps readers out, until its stdin closes."""
-    begin = "c.execute('PRAGMA locking_mode=EXCLUSIVE'); c.execute('BEGIN EXCLUSIVE')" if exclusive else (
-        "c.execute('BEGIN IMMEDIATE')"
-    )
-    code = (
-        "import sqlite3, sys\n"
-        f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
-        f"{begin}\n"
-        "c.execute('SELECT count(*) FROM runs').fetchone()\n"
-        "print('locked', flush=True)\n"
-        "sys.stdin.read()\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
-    return proc
-
-
-def release(proc: subprocess.Popen[str]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.close()
-    assert proc.wait(timeout=60) == 0
 
 
 def _one_line(result: IcResult, code: int, *needles: str) -> None:

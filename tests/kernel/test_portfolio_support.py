@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from kernel import db as kdb
 from kernel import queries as q
 from kernel.model import Event, Run
 from kernel.portfolio.create import PortfolioSpec, create_portfolio
-from tests.conftest import IcResult, ic_executable
+from tests.conftest import IcResult, hold_lock, ic_executable
 
 SHORT_CHAIN = ["plan", "build", "ship"]
 
@@ -101,15 +100,4 @@ def one_line_error(result: IcResult, code: int, *needles: str) -> None:
 
 def hold_write_lock(db: Path) -> subprocess.Popen[str]:
     """A process holding the write lock of a database until its stdin is closed."""
-    code = (
-        "import sqlite3, sys\n"
-        f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
-        "c.execute('BEGIN IMMEDIATE')\n"
-        "print('locked', flush=True)\n"
-        "sys.stdin.read()\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
-    return proc
+    return hold_lock(db, exclusive=False)

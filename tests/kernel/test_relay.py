@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from kernel import queries as q
 from kernel import runs
 from kernel.errors import Refused
 from kernel.portfolio.deps import add_dep
-from tests.conftest import ic_executable
+from tests.conftest import hold_lock, ic_executable
 from tests.kernel.test_portfolio_support import (
     SHORT_CHAIN,
     Workspace,
@@ -81,25 +80,6 @@ def test_relay_writes_each_child_event_once_with_its_copy_and_cursor(tmp_path: P
     assert len(relayed(conn, parent.id)) == len(events)  # nothing new: nothing written twice
 
 
-def _lock_exclusively(db: Path) -> subprocess.Popen[str]:
-    """A process holding an exclusive lock on a WAL database: even readers get 'database is locked'."""
-    code = (
-        "import sqlite3, sys, time\n"
-        f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
-        "c.execute('PRAGMA locking_mode=EXCLUSIVE')\n"
-        "c.execute('BEGIN EXCLUSIVE')\n"
-        'c.execute("INSERT INTO state (key, scope, payload, created_at, updated_at) "\n'
-        "          \"VALUES ('k', '', '1', 0, 0)\")\n"
-        "print('locked', flush=True)\n"
-        "sys.stdin.read()\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
-    return proc
-
-
 def test_corrupt_locked_and_missing_children_are_reported_and_skipped(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path, ("a", "b", "c", "d"))
     parent, kids = ws.create(phases=SHORT_CHAIN)
@@ -110,7 +90,7 @@ def test_corrupt_locked_and_missing_children_are_reported_and_skipped(tmp_path: 
         Path(f"{corrupt}{suffix}").unlink(missing_ok=True)
     corrupt.write_bytes(b"garbage " * 512)
     (ws.project("c") / ".clavain" / "intercore.db").rename(ws.project("c") / "moved.db")
-    holder = _lock_exclusively(ws.project("b") / ".clavain" / "intercore.db")
+    holder = hold_lock(ws.project("b") / ".clavain" / "intercore.db", exclusive=True)
     try:
         result = ws.ic("--timeout=300ms", "portfolio", "relay", parent.id, "--once")
     finally:
@@ -214,7 +194,7 @@ def test_sigterm_during_a_tick_ends_it_between_children_with_exit_0(tmp_path: Pa
     for name in "abc":
         advance_child(ws.project(name), kids[name].id)
     first = ws.project("a") / ".clavain" / "intercore.db"  # children are visited in path order
-    holder = _lock_exclusively(first)  # the tick waits on a's lock (up to 1 s) when the signal comes
+    holder = hold_lock(first, exclusive=True)  # the tick waits on a's lock (up to 1 s) when the signal comes
     try:
         relay = _start_relay(ws, parent.id, mode)
         _wait_until_opened(relay.pid, first)

@@ -15,8 +15,8 @@ import pytest
 from kernel import runs
 from kernel.model import Run
 from kernel.phase import DEFAULT_CHAIN
-from tests.conftest import Project, default_sigint, ic_executable
-from tests.kernel.test_db import hold_lock, release, waiting_on_a_lock
+from tests.conftest import Project, default_sigint, hold_lock, ic_executable, release
+from tests.kernel.test_db import waiting_on_a_lock
 
 RUN_KEYS = {f.name for f in dataclasses.fields(Run)}
 
