@@ -20,7 +20,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,22 @@ from kernel import queries as q
 from kernel.db import write_tx
 from kernel.errors import NotFound, Refused, StorageError, UsageError
 from kernel.model import Event, EventCursor
+
+# One row of the stream, in column order: (run_id, source, type, from_state, to_state, reason,
+# dispatch_id, payload as JSON text, timestamp).
+INSERT_EVENT = (
+    "INSERT INTO events (run_id, source, type, from_state, to_state, reason, dispatch_id, payload, "
+    "timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def record_many(conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Append many events in one statement, inside the caller's write transaction.
+
+    For bulk writers (the portfolio relay writes thousands a tick): rows are in INSERT_EVENT's column
+    order with the payload already encoded as `record` encodes it (compact, sorted keys).
+    """
+    conn.executemany(INSERT_EVENT, rows)
 
 
 def record(
@@ -47,8 +63,7 @@ def record(
 ) -> int:
     """Append one event; must run inside the caller's write transaction. Returns its id."""
     cur = conn.execute(
-        "INSERT INTO events (run_id, source, type, from_state, to_state, reason, dispatch_id, payload, "
-        "timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        INSERT_EVENT,
         (
             run_id,
             source,

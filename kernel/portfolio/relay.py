@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from kernel import clock, eventtypes
+from kernel import clock, events, eventtypes
 from kernel import db as kdb
 from kernel import queries as q
 from kernel.errors import KernelError, StorageError
@@ -36,6 +36,8 @@ from kernel.portfolio.contracts import RelayChild, RelayTick
 from kernel.portfolio.lookup import children, get_portfolio
 from kernel.portfolio.paths import FileKey, db_identity, project_db_path, require_absolute
 from kernel.portfolio.rows import ChildEvent
+
+RELAY = eventtypes.RELAY
 
 # child phase event type -> relayed event type. A failed child blocks its portfolio, hence child_blocked.
 RELAYED_TYPES: dict[str, str] = {
@@ -206,18 +208,14 @@ def _cursor(conn: sqlite3.Connection, portfolio_id: str, project: str) -> int:
     return 0 if cursor is None else cursor.last_event_id
 
 
-# The relay is the stream's one bulk writer (thousands of events a tick), so it inserts with
-# executemany and builds its fixed-shape payloads as text; the columns and the JSON encoding
-# (compact, sorted keys, ASCII) are exactly those of `kernel.events.record`.
-_INSERT_EVENTS = (
-    "INSERT INTO events (run_id, source, type, from_state, to_state, reason, dispatch_id, payload, "
-    f"timestamp) VALUES (?, '{eventtypes.RELAY}', ?, ?, ?, ?, NULL, ?, ?)"
-)
+# The relay is the stream's one bulk writer (thousands of events a tick), so it writes through
+# `events.record_many` and builds its fixed-shape payloads as text, in the JSON encoding of
+# `kernel.events.record` (compact, sorted keys, ASCII).
 
 
 def _event_rows(
     portfolio_id: str, child: Run, found: list[ChildEvent], downstream: list[Run]
-) -> Iterator[tuple[str, str, str | None, str | None, str | None, str, int]]:
+) -> Iterator[tuple[str, str, str, str | None, str | None, str | None, None, str, int]]:
     """The rows of the relayed events: each child event, then its upstream_changed per downstream.
 
     Payload keys in sorted order: child_event_id, child_event_type, portfolio_id, project[, upstream].
@@ -231,11 +229,14 @@ def _event_rows(
     ]
     for e in found:
         head = f'{{"child_event_id":{e.id},"child_event_type":"{e.type}"'
-        yield (child.id, RELAYED_TYPES[e.type], e.from_state, e.to_state, e.reason, head + tail, e.timestamp)
+        yield (
+            child.id, RELAY, RELAYED_TYPES[e.type], e.from_state, e.to_state, e.reason, None, head + tail,
+            e.timestamp,
+        )  # fmt: skip
         if e.type in STATE_CHANGES:
             for down_id, down_tail in down_tails:
                 yield (
-                    down_id, eventtypes.UPSTREAM_CHANGED, e.from_state, e.to_state, e.reason,
+                    down_id, RELAY, eventtypes.UPSTREAM_CHANGED, e.from_state, e.to_state, e.reason, None,
                     head + down_tail, e.timestamp,
                 )  # fmt: skip
 
@@ -258,7 +259,7 @@ def write_child_snapshot(
     with kdb.write_tx(conn):
         if _cursor(conn, portfolio_id, project) != snap.after:
             return None  # another relay got here first: re-read from the cursor it left
-        conn.executemany(_INSERT_EVENTS, _event_rows(portfolio_id, child, snap.events, downstream))
+        events.record_many(conn, _event_rows(portfolio_id, child, snap.events, downstream))
         if _moved(child, snap):
             run = snap.run
             conn.execute(
