@@ -80,7 +80,10 @@ def test_processes_that_leave_the_group_are_adopted_and_ended_when_the_agent_exi
 
 
 def test_a_kill_interrupted_in_its_grace_period_is_finished_by_the_supervisor(proj: Project) -> None:
-    spawned = spawn_agent(proj, "--ignore-term", "--wait-for", str(proj.dir / "never"))
+    pidfile = proj.dir / "agent.pid"  # written once the agent ignores TERM: kill only after that
+    never = proj.dir / "never"
+    spawned = spawn_agent(proj, "--ignore-term", "--pidfile", str(pidfile), "--wait-for", str(never))
+    assert read_pid(pidfile) == spawned["pid"]
     killer = subprocess.Popen(
         [*ic_executable(), "dispatch", "kill", spawned["id"], "--grace=10m"],
         cwd=proj.dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
