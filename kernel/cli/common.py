@@ -127,20 +127,31 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def bounded_int(flag: str, low: int, high: int | None = None) -> Callable[[str], int]:
+def bounded_int(
+    flag: str, low: int, high: int | None = None, *, what: str = "a whole number"
+) -> Callable[[str], int]:
     """An argparse `type=` for a whole number in low..high that names the flag when it is not one."""
 
     def convert(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"--{flag} must be a whole number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"--{flag} must be {what}, got {text!r}") from None
         if value < low or (high is not None and value > high):
             bound = f"{low}..{high}" if high is not None else f">= {low}"
             raise argparse.ArgumentTypeError(f"--{flag} must be {bound}, got {value}")
         return value
 
     return convert
+
+
+def nullable(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Accept `none` (or `null`) to clear a setting; anything else goes to `convert`."""
+
+    def wrapped(text: str) -> Any:
+        return None if text.strip().lower() in ("none", "null") else convert(text)
+
+    return wrapped
 
 
 def non_negative_int(flag: str) -> Callable[[str], int]:

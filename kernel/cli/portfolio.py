@@ -12,8 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from kernel.cli import output
-from kernel.cli.common import Ctx, Parser, add_subcommands
-from kernel.cli.run_portfolio import whole_number
+from kernel.cli.common import Ctx, Parser, add_subcommands, bounded_int
 
 if TYPE_CHECKING:
     from kernel.portfolio.relay import TickReport
@@ -110,7 +109,7 @@ def build(parser: Parser, name: str) -> None:
     c.add_argument("portfolio")
     c.add_argument("--project", required=True, help="child project path (made absolute)")
     c.add_argument(
-        "--to", type=whole_number("to", 0, "a whole number (an event id)"),
+        "--to", type=bounded_int("to", 0, what="a whole number (an event id)"),
         help="event id in the project database (default: its newest)",
     )  # fmt: skip
     c.set_defaults(handler=_cursor_reset)

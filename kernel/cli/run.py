@@ -17,7 +17,15 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kernel.cli.common import Ctx, Parser, add_subcommands, bounded_int, non_negative_int, parse_json_arg
+from kernel.cli.common import (
+    Ctx,
+    Parser,
+    add_subcommands,
+    bounded_int,
+    non_negative_int,
+    nullable,
+    parse_json_arg,
+)
 from kernel.errors import NotFound, UsageError
 
 if TYPE_CHECKING:
@@ -32,13 +40,6 @@ UNSET: Any = object()
 # -- argument types -----------------------------------------------------------------------------------
 
 
-def nullable(convert: Callable[[str], Any]) -> Callable[[str], Any]:
-    """Accept `none` to clear a setting."""
-
-    def wrapped(text: str) -> Any:
-        return None if text.strip().lower() in ("none", "null") else convert(text)
-
-    return wrapped
 
 
 def boolean(flag: str) -> Callable[[str], bool]:

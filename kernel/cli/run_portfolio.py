@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from kernel.cli.common import Ctx, Parser
+from kernel.cli.common import Ctx, Parser, bounded_int, nullable
 
 Handler = Callable[[argparse.Namespace, Ctx], int]
 
@@ -23,25 +23,8 @@ Handler = Callable[[argparse.Namespace, Ctx], int]
 _ROUTED = ("events", "advance", "rollback", "skip", "tokens", "budget", "agent", "artifact")
 
 
-def whole_number(flag: str, minimum: int, what: str = "a whole number") -> Callable[[str], int]:
-    """An argparse type: an int >= `minimum`, else a message naming the flag (exit 3)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--{flag} must be {what}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"--{flag} must be >= {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-def _max_dispatches(text: str) -> int | None:
-    if text.strip().lower() in ("none", "null"):
-        return None
-    return whole_number("max-dispatches", 1)(text)
+# Accepts `none` on `run set` to clear the limit; on `run create` none is the default anyway.
+_max_dispatches = nullable(bounded_int("max-dispatches", 1))
 
 
 _UNSET: Any = object()
