@@ -456,8 +456,14 @@ class _Changer:
         project = self.rng.choice(sorted(self.conns))
         conn = self.conns[project]
         action = self.rng.choices(
-            (self._advance, self._start_dispatch, self._end_dispatch, self._tokens, self._new_run,
-             self._unblock),
+            (
+                self._advance,
+                self._start_dispatch,
+                self._end_dispatch,
+                self._tokens,
+                self._new_run,
+                self._unblock,
+            ),
             weights=(3, 2, 3, 2, 1, 1),
         )[0]
         with contextlib.suppress(KernelError, sqlite3.Error):

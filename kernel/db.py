@@ -179,9 +179,7 @@ def check_schema(conn: sqlite3.Connection, path: Path) -> int:
     return version
 
 
-def open_db(
-    path: Path, *, timeout: float = DEFAULT_TIMEOUT, readonly: bool = False
-) -> sqlite3.Connection:
+def open_db(path: Path, *, timeout: float = DEFAULT_TIMEOUT, readonly: bool = False) -> sqlite3.Connection:
     """Open an existing, current kernel database or raise a one-line StorageError."""
     _check_openable(path)
     conn = connect(path, timeout=timeout, readonly=readonly)

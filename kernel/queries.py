@@ -62,9 +62,7 @@ RUNS_PORTFOLIO_PARENTS = Query(
 )
 
 # -- events ----------------------------------------------------------------------------------------
-EVENTS_SINCE = Query(
-    f"SELECT {Event.COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?", Event.from_row
-)
+EVENTS_SINCE = Query(f"SELECT {Event.COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?", Event.from_row)
 EVENTS_OF_RUN_SINCE = Query(
     f"SELECT {Event.COLUMNS} FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?", Event.from_row
 )
@@ -193,6 +191,7 @@ SLOTS_OF_PORTFOLIO = Query(
     DispatchSlot.from_row,
 )
 
+
 # -- runs, phases and run tracking (runs and gates) ------------------------------------------------
 def _phase_row(row: Any) -> tuple[str, str, str]:
     return str(row[0]), str(row[1]), str(row[2])
@@ -282,6 +281,7 @@ DISPATCHES_ENDED_BEFORE = Query(
     Dispatch.from_row,
 )
 RUN_BUDGET_LEVEL = Query("SELECT budget_level FROM runs WHERE id = ?", _scalar_int)
+
 
 # -- bigend: the aggregator's per-project read (bigend/core/reader.py), tuned for its full refresh ---
 # Rows stay raw tuples (no row type): they become snapshot models directly. Plans are chosen for a

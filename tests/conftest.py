@@ -96,8 +96,10 @@ def project(tmp_path: Path) -> Iterator[Project]:
 def hold_lock(db: Path, *, exclusive: bool) -> subprocess.Popen[str]:
     """Another process holding the write lock (BEGIN IMMEDIATE), or with `exclusive` a lock that also
     keeps readers out, until its stdin closes."""
-    begin = "c.execute('PRAGMA locking_mode=EXCLUSIVE'); c.execute('BEGIN EXCLUSIVE')" if exclusive else (
-        "c.execute('BEGIN IMMEDIATE')"
+    begin = (
+        "c.execute('PRAGMA locking_mode=EXCLUSIVE'); c.execute('BEGIN EXCLUSIVE')"
+        if exclusive
+        else ("c.execute('BEGIN IMMEDIATE')")
     )
     code = (
         "import sqlite3, sys\n"

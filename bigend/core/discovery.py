@@ -66,7 +66,7 @@ def _excluded(name: str, path: str, patterns: Sequence[str]) -> bool:
 
 
 def _kind(path: Path) -> str:
-    """"dir", "file", "other" or "" (missing or not even stat-able, e.g. permission denied)."""
+    """ "dir", "file", "other" or "" (missing or not even stat-able, e.g. permission denied)."""
     try:
         mode = path.stat().st_mode
     except OSError:

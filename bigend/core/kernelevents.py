@@ -121,9 +121,4 @@ def parse_kernel_event(source: str, type: str | None = None) -> KernelEvent:
             return exact
         return _BY_PAIR.get((_norm(source), _norm(type)), KernelEvent.Unknown)
     text = _norm(source)
-    return (
-        _BY_DOTTED.get(text)
-        or _BY_NAME.get(text)
-        or _BY_BARE_TYPE.get(text)
-        or KernelEvent.Unknown
-    )
+    return _BY_DOTTED.get(text) or _BY_NAME.get(text) or _BY_BARE_TYPE.get(text) or KernelEvent.Unknown

@@ -61,21 +61,47 @@ def make_project(
         created = now - rng.randrange(1, 30 * 86400)
         completed = None if status == "active" else created + rng.randrange(60, 86400)
         run_rows.append(
-            (rid, str(directory), f"synthetic goal {i} of project {seed}", status, DEFAULT_CHAIN[phase_index],
-             3, json.dumps(DEFAULT_CHAIN), created, completed or created, completed)
+            (
+                rid,
+                str(directory),
+                f"synthetic goal {i} of project {seed}",
+                status,
+                DEFAULT_CHAIN[phase_index],
+                3,
+                json.dumps(DEFAULT_CHAIN),
+                created,
+                completed or created,
+                completed,
+            )
         )
         event_rows.append((rid, et.PHASE, et.RUN_CREATED, None, DEFAULT_CHAIN[0], None, None, created))
         for step in range(phase_index):
             event_rows.append(
-                (rid, et.PHASE, et.ADVANCE, DEFAULT_CHAIN[step], DEFAULT_CHAIN[step + 1], None, None,
-                 created + 60 * (step + 1))
+                (
+                    rid,
+                    et.PHASE,
+                    et.ADVANCE,
+                    DEFAULT_CHAIN[step],
+                    DEFAULT_CHAIN[step + 1],
+                    None,
+                    None,
+                    created + 60 * (step + 1),
+                )
             )
         if status == "active":
             active += 1
             if i % 60 == 0:
                 event_rows.append(
-                    (rid, et.PHASE, et.BLOCK, DEFAULT_CHAIN[phase_index], DEFAULT_CHAIN[phase_index + 1],
-                     "gate: artifact_exists failed", None, created + 3600)
+                    (
+                        rid,
+                        et.PHASE,
+                        et.BLOCK,
+                        DEFAULT_CHAIN[phase_index],
+                        DEFAULT_CHAIN[phase_index + 1],
+                        "gate: artifact_exists failed",
+                        None,
+                        created + 3600,
+                    )
                 )
                 blocked += 1
         else:
@@ -98,9 +124,25 @@ def make_project(
         created = now - rng.randrange(1, 30 * 86400)
         ended = None if status in ("running", "spawned") else created + rng.randrange(5, 3600)
         dispatch_rows.append(
-            (did, scope, str(directory), "codex", f"agent-{i}", "gpt-5", status, 1000 + i,
-             0 if status == "completed" else None, None, tin, tout, tin // 4, created, created, ended,
-             ended or created)
+            (
+                did,
+                scope,
+                str(directory),
+                "codex",
+                f"agent-{i}",
+                "gpt-5",
+                status,
+                1000 + i,
+                0 if status == "completed" else None,
+                None,
+                tin,
+                tout,
+                tin // 4,
+                created,
+                created,
+                ended,
+                ended or created,
+            )
         )
         event_rows.append((scope, et.DISPATCH, status, "running", status, None, did, created))
     # Pad with run-tracking events up to the requested count; they carry no phase, so the blocking

@@ -40,8 +40,6 @@ UNSET: Any = object()
 # -- argument types -----------------------------------------------------------------------------------
 
 
-
-
 def boolean(flag: str) -> Callable[[str], bool]:
     def convert(text: str) -> bool:
         value = text.strip().lower()

@@ -196,7 +196,7 @@ def lock_holder() -> Iterator[Any]:
             f"c = sqlite3.connect({str(db_path)!r}, isolation_level=None)\n"
             "c.execute('PRAGMA locking_mode=EXCLUSIVE')\n"
             "c.execute('BEGIN EXCLUSIVE')\n"
-            "c.execute(\"INSERT INTO state (key, scope, payload, created_at, updated_at) "
+            'c.execute("INSERT INTO state (key, scope, payload, created_at, updated_at) '
             "VALUES ('lock', '', '1', 0, 0)\")\n"
             "print('locked', flush=True)\n"
             "sys.stdin.read()\n"

@@ -87,11 +87,13 @@ def dump(info: DemoInfo) -> list[tuple[Any, ...]]:
 def test_the_build_is_deterministic_given_now_and_seed(demo: DemoInfo, tmp_path: Path) -> None:
     again = build_demo(tmp_path / "ws", now=NOW, seed="demo-test")
     first, second = dump(demo), dump(again)
+
     # Who answers for an external dispatch is the building process (pid, start time): it may differ.
     def steady(dumped: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         return [tuple(v for v in row if "supervisor_pid" not in v) for row in dumped]
 
     assert len(first) > 250 and steady(first) == steady(second)
+
     def relative(info: DemoInfo) -> dict[str, Any]:
         counts = vars(info.counts)
         return {k: {p.replace(str(info.root), ""): n for p, n in v.items()} if isinstance(v, dict) else v

@@ -12,9 +12,7 @@ import pytest
 
 from kernel import model
 
-ROW_TYPES = [
-    cls for cls in vars(model).values() if isinstance(cls, type) and dataclasses.is_dataclass(cls)
-]
+ROW_TYPES = [cls for cls in vars(model).values() if isinstance(cls, type) and dataclasses.is_dataclass(cls)]
 RUN_ROW = ("r1", "/p", "goal", "active", "a", 3, 1, 0, None, '{"k":[1]}', '["a","b"]', None, 80, 0, None,
            None, None, None, 1, 2, None)  # fmt: skip
 
