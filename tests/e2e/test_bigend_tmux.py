@@ -45,7 +45,8 @@ class Terminal:
             if check(screen):
                 return screen
             time.sleep(0.25)
-        raise AssertionError(f"timed out waiting for {what}; the screen was:\n{screen}")
+        size = self.tmux("display-message", "-p", "-t", self.session, "#{window_width}x#{window_height}")
+        raise AssertionError(f"timed out waiting for {what}; the {size.strip()} screen was:\n{screen}")
 
 
 @pytest.fixture
@@ -75,6 +76,9 @@ def terminal() -> Iterator[Terminal]:
         env=env,
         timeout=20,
     )
+    # A CI run once showed an 80x24 window despite -x/-y (tmux's default size): pin it explicitly, so
+    # the app gets the size this test is written for (a resize reaches it as SIGWINCH if it started).
+    term.tmux("resize-window", "-t", term.session, "-x", "120", "-y", "40")
     try:
         yield term
     finally:
