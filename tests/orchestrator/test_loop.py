@@ -109,6 +109,22 @@ def test_fail_then_fix_then_pass_claude(repo: Repo) -> None:
     ]
 
 
+def test_a_200_kib_issue_prompt_reaches_claude_on_stdin(repo: Repo) -> None:
+    # As an argument the prompt would fail the exec: Linux limits one argument to 128 KiB.
+    repo.config(runner_config("claude"))
+    body = ("Keep the parser's behaviour on every input below. " * 5000)[: 200 * 1024]
+    repo.write("issues/9.md", f"---\nid: 9\nmilestone: M1\n---\n# Big issue\n\n{body}\n")
+    repo.commit()
+    result = repo.orch("run", "--milestone", "M1")
+    assert result.code == 0, result.err
+    assert repo.outcomes() == {"9": "passed"}
+    dev = next(c for c in repo.calls() if c["phase"] == "dev")
+    prompt = Path(dev["prompt_file"]).read_bytes()
+    assert len(prompt) > 200 * 1024 and body.encode() in prompt
+    assert (dev["stdin_size"], dev["stdin_sha256"]) == (len(prompt), hashlib.sha256(prompt).hexdigest())
+    assert all(len(arg) < 1024 for arg in dev["argv"])
+
+
 def test_capped_after_two_cycles_then_held_then_retried(repo: Repo) -> None:
     repo.issue("3")
     repo.commit()
