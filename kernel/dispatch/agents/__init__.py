@@ -21,8 +21,6 @@ from pathlib import Path
 
 from kernel.dispatch.agents.output import AgentParser, AgentResult, read_file
 
-KINDS_WITH_DEFAULTS = ("codex", "claude")
-
 
 def parser_for(kind: str, *, structured: bool = False) -> AgentParser:
     """A fresh parser for an agent kind; `structured`: the run asked for schema-constrained output."""
