@@ -15,7 +15,8 @@ What a parser gathers (see `AgentResult`): the token usage, the final message, t
 from the agent's structured-output channel (never scanned out of free text), display lines for the
 operator, problems worth reporting that do not fail the run (a recovered network error, a denied
 tool), and `failure`: a terminal failure the agent itself reported. Whether the run failed also
-depends on its exit code, which only the caller knows: `AgentResult.failed_with(exit_code)`.
+depends on its exit code, which only the caller knows: a non-zero exit is a failure whatever the
+output says (the dispatch supervisor and the orchestrator both read it so).
 """
 
 from __future__ import annotations
@@ -47,18 +48,6 @@ class AgentResult:
     display: tuple[str, ...]  # the last DISPLAY_KEEP display lines
     json_lines: int
     other_lines: int
-
-    def failed_with(self, exit_code: int | None) -> str | None:
-        """Why the run failed, given its exit code (None: unknown, e.g. still running); None if it did not.
-
-        The agent's own failure first; otherwise a non-zero exit is a failure even after a completed
-        turn: a program that exits non-zero says it failed, and redoing the work is the safe reading.
-        """
-        if self.failure is not None:
-            return self.failure
-        if exit_code is not None and exit_code != 0:
-            return describe_exit(exit_code)
-        return None
 
     def to_json(self) -> dict[str, Any]:
         return {
