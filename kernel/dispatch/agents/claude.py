@@ -20,8 +20,9 @@ per-message usage of `assistant` lines is per step and ignored. Anthropic's fiel
 parts of the prompt: "total_input_tokens = cache_read_input_tokens + cache_creation_input_tokens +
 input_tokens", where `input_tokens` "only represents tokens that appear after your last cache
 breakpoint" (platform.claude.com/docs/en/build-with-claude/prompt-caching, and the rate-limits page).
-Recorded: input = input_tokens + cache_creation_input_tokens (processed fresh; the write is billed
-at 1.25x input), cache = cache_read_input_tokens, output = output_tokens, cost = total_cost_usd.
+Recorded: input = input_tokens + cache_creation_input_tokens (both processed fresh; a cache write
+is billed above the plain input rate, 1.25x for the 5-minute cache), cache = cache_read_input_tokens,
+output = output_tokens, cost = total_cost_usd.
 
 Outcome: a `result` with `is_error` or a subtype other than `success` is a failure; a success
 result completes the run. `permission_denials` are reported as problems (the run still counts).
