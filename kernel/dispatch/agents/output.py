@@ -49,17 +49,6 @@ class AgentResult:
     json_lines: int
     other_lines: int
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "usage": None if self.usage is None else self.usage.to_json(),
-            "final_message": self.final_message,
-            "structured": self.structured,
-            "failure": self.failure,
-            "completed": self.completed,
-            "problems": list(self.problems),
-            "lines": {"json": self.json_lines, "other": self.other_lines},
-        }
-
 
 def describe_exit(code: int) -> str:
     """`exited with code N`, or `killed by SIGTERM (15)` for a negative (signal) code."""
