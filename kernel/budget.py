@@ -1,8 +1,11 @@
 """Token budgets of runs: what a run used, where it stands, and the events of crossing a threshold.
 
 Used tokens are input + output over the run's dispatches (for a portfolio parent: over its
-children, read from their own project databases). Two thresholds: the warning at
-`budget_warn_pct` percent of `token_budget`, and the budget itself.
+children, read from their own project databases). Input means prompt tokens processed fresh; prompt
+tokens read from a cache (`cache_tokens`) are recorded but never counted, so re-reading a cached
+context does not use the budget up (the one meaning of the columns, with its sources:
+`kernel.dispatch.agents.usage`). Two thresholds: the warning at `budget_warn_pct` percent of
+`token_budget`, and the budget itself.
 
 - Level-triggered questions (`ic run budget`, the `budget_not_exceeded` gate, spawn refusal under
   `--budget-enforce`) compare the figures every time they are asked.

@@ -24,10 +24,10 @@ from typing import Any
 from kernel import db as kdb
 from kernel import events, runs
 from kernel import queries as q
+from kernel.dispatch.agents.usage import TokenUsage
 from kernel.errors import KernelError
 from kernel.model import Dispatch, Run
 from orchestrator.errors import OrchestratorError
-from orchestrator.runners.base import Usage
 
 CHAIN = ["dev", "review", "fix", "done"]
 SOURCE = "orchestrator"
@@ -241,8 +241,15 @@ class KernelBridge:
             raise _wrap(f"poll dispatch {dispatch_id}", exc) from None
 
     def finish(
-        self, dispatch_id: str, *, status: str, exit_code: int | None, error: str | None, usage: Usage
+        self,
+        dispatch_id: str,
+        *,
+        status: str,
+        exit_code: int | None,
+        error: str | None,
+        usage: TokenUsage | None,
     ) -> None:
+        """Record an attempt's end; `usage` None (the agent reported none) keeps the stored figures."""
         from kernel.dispatch import api
 
         try:
@@ -252,10 +259,10 @@ class KernelBridge:
                 status=status,
                 exit_code=exit_code,
                 error=error,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cache_tokens=usage.cache_tokens,
-                cost_usd=usage.cost_usd,
+                input_tokens=None if usage is None else usage.input_tokens,
+                output_tokens=None if usage is None else usage.output_tokens,
+                cache_tokens=None if usage is None else usage.cache_tokens,
+                cost_usd=None if usage is None else usage.cost_usd,
             )
         except (KernelError, sqlite3.Error) as exc:
             raise _wrap(f"finish dispatch {dispatch_id}", exc) from None

@@ -20,6 +20,7 @@ from string import Template
 from typing import Any
 
 from kernel.dispatch import procs
+from kernel.dispatch.agents.output import AgentResult
 from kernel.model import Run
 from orchestrator.config import Config
 from orchestrator.dag import PlanEntry
@@ -29,7 +30,8 @@ from orchestrator.kernel_bridge import KernelBridge, Step, dispatch_name
 from orchestrator.logs import AttemptPaths, LogLayout, write_json
 from orchestrator.prompts import render
 from orchestrator.review import ReviewMissing, ReviewResult, parse_review
-from orchestrator.runners.base import Invocation, ProcessResult, Runner, RunnerOutput, Usage, run_process
+from orchestrator.runners import Runner
+from orchestrator.runners.base import Invocation, ProcessResult, run_process
 from orchestrator.status import StatusBoard, one_line
 from orchestrator.worktrees import Worktree, Worktrees, ensure_ignored
 
@@ -332,7 +334,7 @@ class Orchestrator:
                 procs.end_group(step.dispatch.pid, self.config.runner.kill_grace)
                 self.board.note(issue_id, f"ended the leftover agent process group {step.dispatch.pid}")
             self.bridge.finish(
-                step.dispatch.id, status="failed", exit_code=None, usage=Usage(),
+                step.dispatch.id, status="failed", exit_code=None, usage=None,
                 error="interrupted: the orchestrator stopped before this attempt ended; the phase is redone",
             )  # fmt: skip
 
@@ -486,15 +488,17 @@ class Orchestrator:
             shown = parser.feed(line) if stream == "stdout" else line
             if shown:
                 self.board.output(issue.id, shown)
-            usage = parser.out.usage
-            self.board.tokens(issue.id, before_in + usage.input_tokens, before_out + usage.output_tokens)
+            if parser.usage is not None:
+                used = parser.usage
+                self.board.tokens(issue.id, before_in + used.input_tokens, before_out + used.output_tokens)
 
         started = time.monotonic()
         try:
             proc = await run_process(
                 argv, cwd=work.wt.path, env=self.runner.env(inv), stdout_log=paths.raw,
                 stderr_log=paths.stderr, timeout=self.config.runner.timeout, stall=self.config.runner.stall,
-                kill_grace=self.config.runner.kill_grace, on_start=on_start, on_line=on_line,
+                kill_grace=self.config.runner.kill_grace, stdin_file=self.runner.stdin(inv),
+                on_start=on_start, on_line=on_line,
             )  # fmt: skip
         except asyncio.CancelledError:
             if dispatch_id is not None:
@@ -510,9 +514,9 @@ class Orchestrator:
                 run_id=work.run.id, name=name, agent_type=self.runner.kind, model=self.runner.config.model,
                 command=argv, output_file=paths.raw, pid=None,
             )  # fmt: skip
-            self.bridge.finish(failed_id, status="failed", exit_code=None, error=cannot, usage=Usage())
+            self.bridge.finish(failed_id, status="failed", exit_code=None, error=cannot, usage=None)
             self._write_result(
-                paths, phase, cycle, None, RunnerOutput(), cannot, None, None, time.monotonic() - started
+                paths, phase, cycle, None, parser.result(), cannot, None, None, time.monotonic() - started
             )
             return PhaseResult(ok=False, error=cannot)
         out = parser.result()
@@ -534,12 +538,12 @@ class Orchestrator:
             )  # fmt: skip
         assert dispatch_id is not None
         self.bridge.finish(dispatch_id, status=status, exit_code=proc.exit_code, error=error, usage=out.usage)
-        if out.usage.cost_usd is not None:
+        if out.usage is not None and out.usage.cost_usd is not None:
             work.report.cost_usd = (work.report.cost_usd or 0.0) + out.usage.cost_usd
         return PhaseResult(ok=error is None, error=error, verdict=verdict, commit=commit)
 
     def _judge(
-        self, phase: str, proc: ProcessResult, out: RunnerOutput
+        self, phase: str, proc: ProcessResult, out: AgentResult
     ) -> tuple[str, str | None, ReviewResult | None]:
         """(dispatch status, infrastructure error or None, verdict) for one finished attempt."""
         if proc.timed_out:
@@ -551,12 +555,12 @@ class Orchestrator:
                 None,
             )
         if proc.exit_code != 0:
-            detail = one_line(out.error or (proc.stderr_tail.splitlines()[-1] if proc.stderr_tail else ""))
+            detail = one_line(out.failure or (proc.stderr_tail.splitlines()[-1] if proc.stderr_tail else ""))
             code = proc.exit_code or 0
             how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
             return "failed", f"runner {how}" + (f": {detail}" if detail else ""), None
-        if out.error:
-            return "failed", f"runner reported an error: {one_line(out.error)}", None
+        if out.failure:
+            return "failed", f"runner reported an error: {one_line(out.failure)}", None
         if phase != "review":
             return "completed", None, None
         try:
@@ -571,7 +575,7 @@ class Orchestrator:
         phase: str,
         cycle: int,
         proc: ProcessResult | None,
-        out: RunnerOutput,
+        out: AgentResult,
         error: str | None,
         verdict: ReviewResult | None,
         commit: str | None,
@@ -592,8 +596,9 @@ class Orchestrator:
                 "duration_s": round(duration, 3),
                 "final_message": out.final_message,
                 "structured": out.structured,
-                "runner_error": out.error,
-                "usage": out.usage.to_json(),
+                "runner_error": out.failure,
+                "problems": list(out.problems),
+                "usage": None if out.usage is None else out.usage.to_json(),
                 "lines": {"json": out.json_lines, "other": out.other_lines},
                 "verdict": verdict.model_dump(mode="json") if verdict else None,
                 "commit": commit,

@@ -22,9 +22,9 @@ from kernel import clock
 from kernel import queries as q
 from kernel.db import write_tx
 from kernel.dispatch import procs, records, slots
+from kernel.dispatch.agents.usage import TokenUsage
 from kernel.dispatch.records import get
 from kernel.dispatch.spawn import DISPATCH_DIR, SpawnFailed, check_project, spawn
-from kernel.dispatch.tokens import TokenUsage
 from kernel.errors import UsageError
 from kernel.model import Dispatch
 

@@ -1,10 +1,13 @@
-"""Which argument vector a dispatch runs, and how its placeholders are filled in.
+"""Which argument vector a dispatch runs, and where its prompt goes.
 
 Order: `--command` (taken literally), then the project's `.clavain/dispatch.toml`
-(`[<type>] command = ["prog", "arg", ...]`), then a built-in default per type. The argv is stored as
-a template and filled in by the supervisor right before exec, so the stored command stays short
-and never holds the prompt text. It is never handed to a shell: placeholders are plain substring
-replacements in individual arguments.
+(`[<type>] command = ["prog", "arg", ...]`), then the built-in default of the agent kind
+(`kernel.dispatch.agents.default_argv`: `codex exec --json -`, `claude -p --output-format json`).
+A built-in default reads the prompt on its stdin, which has no size limit; an operator's command
+gets the prompt through its placeholders and reads /dev/null. The argv is stored as a template and
+filled in by the spawner right before the launch, so the stored command stays short and never holds
+the prompt text. It is never handed to a shell: placeholders are plain substring replacements in
+individual arguments (`kernel.dispatch.agents.command.fill`).
 
 Placeholders: `{prompt}` (the prompt file's content), `{prompt_file}`, `{output}`, `{model}`, `{id}`.
 """
@@ -13,20 +16,21 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from kernel.errors import UsageError
 
 CONFIG_NAME = "dispatch.toml"
-
-# Built-in defaults: the prompt travels as the final argument, which both CLIs document.
-DEFAULTS: dict[str, list[str]] = {
-    "codex": ["codex", "exec", "--json", "{prompt}"],
-    "claude": ["claude", "-p", "--output-format", "json", "{prompt}"],
-}
-MODEL_FLAGS: dict[str, list[str]] = {"codex": ["--model", "{model}"], "claude": ["--model", "{model}"]}
-# Longest first where one is a prefix of another ({prompt_file} before {prompt}).
 PLACEHOLDERS = ("{prompt_file}", "{prompt}", "{output}", "{model}", "{id}")
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The argv template of a dispatch, and whether the agent reads its prompt on stdin."""
+
+    argv: list[str]
+    prompt_on_stdin: bool
 
 
 def parse_command_flag(text: str) -> list[str]:
@@ -91,49 +95,23 @@ def resolve(
     command: list[str] | None = None,
     model: str | None = None,
     db_path: Path | None = None,
-) -> list[str]:
+) -> Resolved:
     """The argv template for a dispatch; UsageError when no source names a command for the type."""
     if command is not None:
-        return _argv(command, "--command")
+        return Resolved(_argv(command, "--command"), prompt_on_stdin=False)
     for path in _config_files(project_dir, db_path):
         found = _from_config(path, agent_type)
         if found is not None:
-            return found
-    default = DEFAULTS.get(agent_type)
+            return Resolved(found, prompt_on_stdin=False)
+    from kernel.dispatch import agents
+
+    default = agents.default_argv(agent_type, model=model)
     if default is None:
         raise UsageError(
             f"no command for agent type {agent_type!r}: pass --command or add "
             f"[{agent_type}] command = [...] to .clavain/{CONFIG_NAME}"
         )
-    argv = list(default)
-    if model:
-        argv[-1:-1] = MODEL_FLAGS[agent_type]
-    return argv
-
-
-def fill(template: list[str], values: dict[str, str]) -> list[str]:
-    """Replace each placeholder inside each argument in one pass; no other interpretation of the text.
-
-    One pass matters: a prompt that itself contains `{output}` must reach the agent unchanged. (A
-    scan rather than a regex: compiling one costs more than the rest of `ic dispatch spawn`'s work.)
-    """
-    return [_fill_one(arg, values) for arg in template]
-
-
-def _fill_one(arg: str, values: dict[str, str]) -> str:
-    parts: list[str] = []
-    done = 0
-    at = arg.find("{")
-    while at != -1:
-        name = next((p for p in PLACEHOLDERS if arg.startswith(p, at)), None)
-        if name is None:
-            at = arg.find("{", at + 1)
-            continue
-        parts += (arg[done:at], values.get(name, ""))
-        done = at + len(name)
-        at = arg.find("{", done)
-    parts.append(arg[done:])
-    return "".join(parts)
+    return Resolved(default, prompt_on_stdin=True)
 
 
 def find_program(program: str, cwd: Path, env_path: str | None = None) -> str | None:

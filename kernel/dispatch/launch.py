@@ -1,14 +1,14 @@
 """The first moments of a dispatch's supervisor: the agent is exec'd before the kernel is even imported.
 
 `ic dispatch spawn` starts `python3 -S -c <boot> <kernel dir> <db> <dispatch id>` detached and writes
-the agent's launch spec (argv, cwd, environment additions, output file) to its stdin as `marshal`
+the agent's launch spec (argv, cwd, environment additions, output file, stdin file) to its stdin as `marshal`
 data behind a 4-byte length (the same interpreter reads it back; no JSON decoder, hence no `re`, on
 this path). This module then:
 
 1. becomes a child subreaper (before the agent exists, so even an instant double-fork is adopted);
-2. forks the agent into its own session and process group (stdin /dev/null, stdout and stderr to
-   the output file, SIGPIPE/SIGXFSZ back to their defaults) and learns through a close-on-exec pipe
-   whether the exec worked;
+2. forks the agent into its own session and process group (stdin the prompt file for a built-in
+   agent command, else /dev/null; stdout and stderr to the output file; SIGPIPE/SIGXFSZ back to
+   their defaults) and learns through a close-on-exec pipe whether the exec worked;
 3. reports to the spawner on stdout (marshal, then EOF): the agent's pid and start time and its
    own, or why the agent could not start. The spawner records `running` from its warm connection;
 4. forks the watchdog: a tiny process in its own session that blocks on a pipe only the supervisor
@@ -135,16 +135,18 @@ def report(answer: dict[str, object]) -> None:
     os.close(null)
 
 
-def _exec_agent(argv: list[str], cwd: str, env: dict[str, str], out_fd: int, report_fd: int) -> None:
+def _exec_agent(
+    argv: list[str], cwd: str, env: dict[str, str], stdin: str | None, out_fd: int, report_fd: int
+) -> None:
     """In the forked child: detach, wire the descriptors, exec. Never returns."""
     stage = "setsid"
     try:
         os.setsid()
         stage = f"chdir to {cwd}"
         os.chdir(cwd)
-        stage = "open /dev/null"
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
+        source = stdin if stdin is not None else os.devnull
+        stage = f"open {source} as stdin"
+        os.dup2(os.open(source, os.O_RDONLY | os.O_CLOEXEC), 0)
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)
         # Python ignores these two; an exec'd program expects the defaults.
@@ -165,9 +167,12 @@ def _exec_agent(argv: list[str], cwd: str, env: dict[str, str], out_fd: int, rep
 def start_agent(spec: dict[str, object]) -> tuple[int | None, str | None]:
     """Fork and exec the agent; (pid, None) once the exec succeeded, else (None, reason)."""
     argv, cwd, output, extra_env = spec.get("argv"), spec.get("cwd"), spec.get("output"), spec.get("env")
+    stdin = spec.get("stdin")
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
         return None, "the dispatch has no command"
     if not isinstance(cwd, str) or not isinstance(output, str) or not isinstance(extra_env, dict):
+        return None, "malformed launch spec"
+    if stdin is not None and not isinstance(stdin, str):
         return None, "malformed launch spec"
     try:
         out_fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -179,7 +184,7 @@ def start_agent(spec: dict[str, object]) -> tuple[int | None, str | None]:
         pid = os.fork()
         if pid == 0:
             os.close(report_r)
-            _exec_agent(argv, cwd, env, out_fd, report_w)
+            _exec_agent(argv, cwd, env, stdin, out_fd, report_w)
     except OSError as exc:
         os.close(report_r)
         return None, f"cannot start {argv[0]!r}: fork failed: {exc.strerror}"

@@ -18,7 +18,7 @@ from kernel import clock, events
 from kernel import eventtypes as et
 from kernel import queries as q
 from kernel.db import write_tx
-from kernel.dispatch.tokens import TokenUsage
+from kernel.dispatch.agents.usage import TokenUsage
 from kernel.errors import NotFound, Refused, UsageError
 from kernel.model import Dispatch, Run
 

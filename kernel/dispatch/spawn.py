@@ -2,7 +2,9 @@
 
 The order makes refusals leave no trace and failures leave an honest one:
 1. input checks (prompt, project, output, command) raise before anything is written; the argv is
-   filled in here, so an unreadable prompt is caught before anything is written too;
+   filled in here, so an unreadable prompt is caught before anything is written too. A built-in
+   agent command (codex, claude) reads the prompt file on its stdin instead (no argument-size limit);
+   an operator's command gets it through its placeholders and reads /dev/null;
 2. a missing program is recorded as a dispatch that failed with the reason (exit 2);
 3. the portfolio slot (child runs only), then admission and the `spawned` row in one transaction:
    a refusal gives the slot back and writes nothing;
@@ -27,6 +29,7 @@ from pathlib import Path
 from kernel import clock
 from kernel.db import write_tx
 from kernel.dispatch import config, records, slots
+from kernel.dispatch.agents import command as command_kind
 from kernel.errors import KernelError, Refused, StorageError, UsageError
 from kernel.model import Dispatch
 
@@ -141,7 +144,7 @@ def fill_argv(
         "{prompt}": text, "{prompt_file}": str(prompt), "{output}": str(output), "{model}": model or "",
         "{id}": dispatch_id,
     }  # fmt: skip
-    return config.fill(template, values)
+    return command_kind.fill(template, values)
 
 
 def agent_env(dispatch_id: str, prompt: Path, output: Path, scope_id: str | None) -> dict[str, str]:
@@ -247,7 +250,8 @@ def spawn(
         raise UsageError("--timeout must be a positive duration, e.g. 30m")
     prompt = check_prompt(prompt_file)
     project = check_project(project_dir)
-    template = config.resolve(agent_type, project, command=command, model=model, db_path=db_path)
+    resolved = config.resolve(agent_type, project, command=command, model=model, db_path=db_path)
+    template = resolved.argv
     dispatch_id = clock.new_id()
     output = output_path(db_path, dispatch_id, output_file)
 
@@ -258,7 +262,10 @@ def spawn(
             timeout_s=timeout_s,
         )  # fmt: skip
 
-    argv = fill_argv(template, dispatch_id=dispatch_id, prompt=prompt, output=output, model=model)
+    if resolved.prompt_on_stdin:
+        argv = list(template)
+    else:
+        argv = fill_argv(template, dispatch_id=dispatch_id, prompt=prompt, output=output, model=model)
     program = argv[0]
     if config.find_program(program, project) is None:
         reason = (
@@ -284,6 +291,7 @@ def spawn(
 
     spec: dict[str, object] = {
         "argv": argv, "cwd": str(project), "output": str(output),
+        "stdin": str(prompt) if resolved.prompt_on_stdin else None,
         "env": agent_env(dispatch_id, prompt, output, scope_id),
     }  # fmt: skip
     try:

@@ -2,7 +2,10 @@
 
 `kernel.dispatch.launch` has already started the agent, reported it to the spawner and forked the
 watchdog when this module is imported; `main` takes over from there. The real exit code, the end
-time and the agent's token usage are recorded even when no `ic` is watching.
+time and the agent's token usage are recorded even when no `ic` is watching. The output file is read
+by the parser of the dispatch's agent kind (`kernel.dispatch.agents`, the one the orchestrator uses
+too): its token usage is recorded, and a failure the agent reported itself (Codex `turn.failed`,
+a Claude error result) fails the dispatch even when the exit code is 0.
 
 - It leads its own session (no terminal signal reaches it); the agent leads another, so the
   agent's process group can be signalled as a whole without touching the supervisor.
@@ -35,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from kernel import db as kdb
-from kernel.dispatch import procs, records, tokens
+from kernel.dispatch import agents, procs, records
+from kernel.dispatch.agents.output import describe_exit
 from kernel.dispatch.launch import Launched
 from kernel.errors import KernelError, NotFound
 from kernel.model import Dispatch
@@ -98,14 +102,12 @@ def reap_children(agent_pid: int) -> int | None:
             agent_status = status
 
 
-def describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"killed by {name} ({-code})"
-    return f"exited with code {code}"
+def outcome_error(code: int, failure: str | None) -> str | None:
+    """The dispatch's error: how the agent exited (when non-zero) and the failure it reported, if any."""
+    parts = [describe_exit(code)] if code != 0 else []
+    if failure is not None:
+        parts.append(f"the agent reported: {failure}")
+    return "; ".join(parts) or None
 
 
 def with_retries(what: str, action: Any) -> Any:
@@ -239,9 +241,11 @@ class Supervisor:
         procs.end_descendants(os.getpid(), LEFTOVER_GRACE_S, keep=keep)
         reap_children(self.pid)
         code = os.waitstatus_to_exitcode(wait_status)
-        usage = tokens.parse_file(self.row.output_file) if self.row.output_file else None
-        status = "completed" if code == 0 else "failed"
-        error = None if code == 0 else describe_exit(code)
+        said = agents.read_output(self.row.agent_type, self.row.output_file) if self.row.output_file else None
+        usage = said.usage if said is not None else None
+        failure = said.failure if said is not None else None
+        status = "completed" if code == 0 and failure is None else "failed"
+        error = outcome_error(code, failure)
         try:
             record_quietly(
                 "recording the result",

@@ -1,71 +1,29 @@
-"""The one subprocess wrapper every runner goes through, and the adapter interface.
+"""The one subprocess wrapper every runner goes through, and what a runner is handed per attempt.
 
 The agent runs as its own process group (so a timeout kills the agent *and* everything it started),
-reads /dev/null (so it can never wait for a keyboard), and its bytes hit the raw log before anything
-tries to parse them: when a parser chokes on a line, the evidence is already on disk.
+reads its prompt file or /dev/null on stdin (so it can never wait for a keyboard), and its bytes hit
+the raw log before anything tries to parse them: when a parser chokes on a line, the evidence is
+already on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import time
-from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
-
-from orchestrator.config import RunnerConfig
+from typing import BinaryIO
 
 MAX_LINE = 16 * 1024 * 1024  # a single JSON event may carry a whole file diff
 READ_CHUNK = 64 * 1024
 DRAIN_S = 2.0  # after the agent exits, how long its pipes may stay open (a leftover child holding them)
 
 LineCallback = Callable[[str, str], None]
-
-
-@dataclass
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_tokens: int = 0
-    cost_usd: float | None = None
-
-    def add(self, other: Usage) -> Usage:
-        cost = None
-        if self.cost_usd is not None or other.cost_usd is not None:
-            cost = (self.cost_usd or 0.0) + (other.cost_usd or 0.0)
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.cache_tokens + other.cache_tokens,
-            cost,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cache_tokens": self.cache_tokens,
-            "cost_usd": self.cost_usd,
-        }
-
-
-@dataclass
-class RunnerOutput:
-    """What an adapter understood of the agent's output."""
-
-    final_message: str | None = None
-    structured: Any = None  # a structured result the agent reported itself (command runner `result`)
-    usage: Usage = field(default_factory=Usage)
-    error: str | None = None  # the agent said it failed (codex turn.failed, claude is_error)
-    json_lines: int = 0
-    other_lines: int = 0
 
 
 @dataclass(frozen=True)
@@ -91,77 +49,6 @@ class Invocation:
     attempt: int
     worktree: Path
     run_id: str | None = None
-
-
-class OutputParser(ABC):
-    """Incremental: fed one stdout line at a time, so a killed agent still yields what it said."""
-
-    def __init__(self) -> None:
-        self.out = RunnerOutput()
-
-    def feed(self, line: str) -> str | None:
-        """Digest a line; return what to show the operator for it (None: nothing)."""
-        stripped = line.strip()
-        if not stripped:
-            return None
-        try:
-            event = json.loads(stripped)
-        except ValueError:
-            event = None
-        if not isinstance(event, dict):
-            self.out.other_lines += 1
-            return stripped
-        self.out.json_lines += 1
-        try:
-            return self.on_event(event)
-        except (TypeError, ValueError, AttributeError, KeyError):
-            return None  # a JSON line of an unexpected shape is tolerated like a non-JSON one
-
-    @abstractmethod
-    def on_event(self, event: dict[str, Any]) -> str | None: ...
-
-    def result(self) -> RunnerOutput:
-        return self.out
-
-
-def as_int(value: Any) -> int:
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int | float):
-        return int(value)
-    return 0
-
-
-class Runner(ABC):
-    kind: str = ""
-    default_args: tuple[str, ...] = ()
-
-    def __init__(self, config: RunnerConfig) -> None:
-        self.config = config
-
-    @property
-    def extra_args(self) -> list[str]:
-        return list(self.default_args) if self.config.args is None else list(self.config.args)
-
-    @abstractmethod
-    def argv(self, inv: Invocation) -> list[str]: ...
-
-    @abstractmethod
-    def parser(self) -> OutputParser: ...
-
-    def env(self, inv: Invocation) -> dict[str, str]:
-        """The agent's environment: ours, the config's `env`, and where it stands in the loop."""
-        return {
-            **os.environ,
-            **self.config.env,
-            "ORCHESTRATOR_ISSUE": inv.issue_id,
-            "ORCHESTRATOR_PHASE": inv.phase,
-            "ORCHESTRATOR_CYCLE": str(inv.cycle),
-            "ORCHESTRATOR_ATTEMPT": str(inv.attempt),
-            "ORCHESTRATOR_PROMPT_FILE": str(inv.prompt_file),
-            "ORCHESTRATOR_WORKTREE": str(inv.worktree),
-            "ORCHESTRATOR_RUN_ID": inv.run_id or "",
-        }
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -209,12 +96,14 @@ async def run_process(
     timeout: float,
     stall: float,
     kill_grace: float = 3.0,
+    stdin_file: Path | None = None,
     on_start: Callable[[int], None] | None = None,
     on_line: LineCallback | None = None,
 ) -> ProcessResult:
     """Run `argv` to completion, timeout or stall; the whole process group is gone when this returns.
 
-    Raises OSError when the program cannot be started at all (missing, not executable).
+    `stdin_file` is what the agent reads on stdin (its prompt), else /dev/null. Raises OSError when
+    the program cannot be started at all (missing, not executable) or `stdin_file` cannot be opened.
     """
     stderr_tail: deque[str] = deque(maxlen=20)
     last_output = time.monotonic()
@@ -229,13 +118,17 @@ async def run_process(
         if on_line is not None:
             on_line(name, line)
 
-    with open(stdout_log, "ab") as out_log, open(stderr_log, "ab") as err_log:
+    with (
+        open(stdout_log, "ab") as out_log,
+        open(stderr_log, "ab") as err_log,
+        open(stdin_file if stdin_file is not None else os.devnull, "rb") as stdin,
+    ):
         started = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
             *argv,
             cwd=str(cwd),
             env=env,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=stdin,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,

@@ -6,6 +6,7 @@ gone when no process (zombies included) has its pgid, a pid is reaped when /proc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -65,7 +66,8 @@ def test_completed_dispatch_records_exit_0_tokens_and_events(proj: Project) -> N
     assert waited.code == 0, waited.err
     body = waited.json()
     assert (body["status"], body["exit_code"], body["error"]) == ("completed", 0, None)
-    assert (body["input_tokens"], body["output_tokens"], body["cache_tokens"]) == (24763, 122, 24448)
+    # codex's input_tokens (24763) include the cached 24448: fresh input is the difference
+    assert (body["input_tokens"], body["output_tokens"], body["cache_tokens"]) == (24763 - 24448, 122, 24448)
     assert body["started_at"] is not None and body["ended_at"] >= body["started_at"]
     assert dispatch_events(proj, spawned["id"]) == [
         ("dispatch", "spawned"),
@@ -176,6 +178,54 @@ def test_agent_gets_devnull_stdin_env_placeholders_and_a_private_output_file(
     assert seen["stdin_is_devnull"] is True
     assert stat.S_IMODE(output.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(output.stat().st_mode) == 0o600
+
+
+def fake_program(bin_dir: Path, name: str, *fake_agent_args: str) -> None:
+    """An executable `name` in `bin_dir` that runs the fake agent with these flags (its own args ignored)."""
+    import shlex
+    import sys
+
+    from tests.fixtures.dispatching import FAKE_AGENT
+
+    bin_dir.mkdir(exist_ok=True)
+    script = bin_dir / name
+    words = " ".join(shlex.quote(w) for w in (sys.executable, str(FAKE_AGENT), *fake_agent_args))
+    script.write_text(f'#!/bin/sh\nexec {words} -- "$@"\n')
+    script.chmod(0o755)
+
+
+def test_a_default_codex_command_reads_a_200_kib_prompt_on_stdin(
+    proj: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As an argument this prompt would fail the exec: Linux limits one argument to 128 KiB.
+    prompt = ("Refactor the parser. " * 10_000)[: 200 * 1024].encode()
+    (proj.dir / "big.md").write_bytes(prompt)
+    seen_file = tmp_path / "stdin.json"
+    fake_program(tmp_path / "bin", "codex", "--stdin-to", str(seen_file), "--emit", "codex_exec.jsonl")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    result = proj.ic("--json", "dispatch", "spawn", "--prompt-file=big.md", "--type=codex", "--model=o3")
+    assert result.code == 0, result.err
+    waited = proj.ic("--json", "dispatch", "wait", result.json()["id"])
+    assert waited.code == 0, waited.err
+    body = waited.json()
+    assert body["command"] == ["codex", "exec", "--json", "--model", "o3", "-"]
+    assert (body["input_tokens"], body["output_tokens"], body["cache_tokens"]) == (24763 - 24448, 122, 24448)
+    seen = json.loads(seen_file.read_text())
+    assert seen["argv"][-5:] == ["exec", "--json", "--model", "o3", "-"]
+    assert (seen["size"], seen["sha256"]) == (len(prompt), hashlib.sha256(prompt).hexdigest())
+
+
+def test_a_failure_the_agent_reports_fails_the_dispatch_even_with_exit_0(proj: Project) -> None:
+    spawned = spawn(proj, "--emit", "codex_exec_failed.jsonl", flags=("--type=codex",))
+    waited = proj.ic("--json", "dispatch", "wait", spawned["id"])
+    assert waited.code == 1
+    body = waited.json()
+    assert (body["status"], body["exit_code"]) == ("failed", 0)
+    assert body["error"] == "the agent reported: stream disconnected before completion"
+    reconnected = spawn(proj, "--emit", "codex_reconnect.jsonl", flags=("--type=codex",))
+    done = proj.ic("--json", "dispatch", "wait", reconnected["id"])
+    assert done.code == 0, done.err  # a "Reconnecting... 1/5" error it recovered from is no failure
+    assert (done.json()["status"], done.json()["error"]) == ("completed", None)
 
 
 def test_command_from_dispatch_toml_gets_the_prompt_and_is_never_run_by_a_shell(

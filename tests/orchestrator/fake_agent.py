@@ -6,13 +6,16 @@ the scenario file named by FAKE_SCENARIO:
     {"issues": {"<issue id>": {"dev": [step, ...], "review": [step, ...], "fix": [step, ...]}}}
 
 The n-th call for an (issue, phase) plays the n-th step (the last one repeats); the call counters
-live in FAKE_STATE, which also receives `calls.jsonl` (one line per call: argv, cwd, env, stdin).
-A step is an object with any of:
+live in FAKE_STATE, which also receives `calls.jsonl` (one line per call: argv, cwd, env, and what
+came on stdin: its size and sha256, or that it was /dev/null). A step is an object with any of:
 
     write      {"path": "content"} files written in the working directory (the worktree)
     verdict    a review answer (object) or "none" for a review that answers in prose
     message    the final message text (default: a short note, or the verdict as JSON)
-    usage      {"input_tokens": 10, "output_tokens": 5, "cache_tokens": 2, "cost_usd": 0.01}
+    usage      {"input_tokens": 10, "output_tokens": 5, "cache_tokens": 2, "cost_usd": 0.01}, in the
+               kernel's meaning (input: fresh prompt tokens; cache: read from a cache), printed in
+               each agent's own terms (codex's input_tokens include the cached ones)
+    emit       the name of a recorded output in tests/fixtures, printed verbatim instead
     garbage    lines of non-JSON noise printed first
     truncate   cut the line carrying the final answer in half (no newline), stop there, exit 0
     exit       exit code (a crash, with a line on stderr: `crash_line`, or a default one)
@@ -24,14 +27,18 @@ A step is an object with any of:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 DEFAULT_USAGE = {"input_tokens": 100, "output_tokens": 20, "cache_tokens": 10, "cost_usd": 0.001}
 
@@ -47,6 +54,18 @@ def next_step(state: Path, issue: str, phase: str, scenario: dict[str, Any]) -> 
     n = int(counter.read_text()) if counter.exists() else 0
     counter.write_text(str(n + 1))
     return steps[min(n, len(steps) - 1)], n
+
+
+def read_stdin() -> dict[str, Any]:
+    """What came on stdin: /dev/null, or a file or pipe read to its end (never a terminal)."""
+    info = os.fstat(0)
+    if os.path.samestat(info, os.stat(os.devnull)):
+        return {"stdin_is_devnull": True, "stdin_size": 0, "stdin_sha256": None}
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISFIFO(info.st_mode)):
+        return {"stdin_is_devnull": False, "stdin_size": None, "stdin_sha256": None}
+    data = sys.stdin.buffer.read()
+    digest = hashlib.sha256(data).hexdigest()
+    return {"stdin_is_devnull": False, "stdin_size": len(data), "stdin_sha256": digest}
 
 
 def main() -> int:
@@ -68,9 +87,7 @@ def main() -> int:
                     "call": n,
                     "argv": sys.argv,
                     "cwd": os.getcwd(),
-                    "stdin_is_devnull": os.path.samefile("/dev/stdin", "/dev/null")
-                    if os.path.exists("/dev/stdin")
-                    else None,
+                    **read_stdin(),
                     "pgid_is_pid": os.getpgid(0) == os.getpid(),
                     "cycle": os.environ.get("ORCHESTRATOR_CYCLE"),
                     "attempt": os.environ.get("ORCHESTRATOR_ATTEMPT"),
@@ -113,6 +130,10 @@ def main() -> int:
     if "exit" in step:
         sys.stderr.write(step.get("crash_line", f"fake agent: crashing with exit code {step['exit']}") + "\n")
         return int(step["exit"])
+    if "emit" in step:
+        sys.stdout.write((FIXTURES / step["emit"]).read_text())
+        sys.stdout.flush()
+        return 0
     lines = shaped(shape, message, usage, verdict if phase == "review" else None)
     if step.get("truncate"):  # the line carrying the final answer is cut off mid-JSON
         cut = {"codex": 3, "claude": 2}.get(shape, 0)
@@ -137,7 +158,7 @@ def shaped(shape: str, message: str, usage: dict[str, Any], verdict: Any) -> lis
             {
                 "type": "turn.completed",
                 "usage": {
-                    "input_tokens": usage["input_tokens"],
+                    "input_tokens": usage["input_tokens"] + usage["cache_tokens"],
                     "cached_input_tokens": usage["cache_tokens"],
                     "output_tokens": usage["output_tokens"],
                 },

@@ -3,6 +3,7 @@ scripted fake agent (a real subprocess printing codex/claude/command-shaped JSON
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -61,14 +62,15 @@ def test_pass_first_time_codex(repo: Repo) -> None:
     # neither the kernel database nor the orchestrator's own files show up for a `git add -A`
     assert repo.git("status", "--porcelain", "--untracked-files=all") == ""
     assert "/.clavain/" in (repo.dir / ".git/info/exclude").read_text().splitlines()
-    # the agent ran in the worktree, in its own process group, reading /dev/null, with codex's argv
+    # the agent ran in the worktree, in its own process group, reading its prompt on stdin, with
+    # codex's argv (the prompt is not an argument: `-` tells codex to read stdin)
     calls = repo.calls()
-    assert [(c["phase"], c["stdin_is_devnull"], c["pgid_is_pid"]) for c in calls] == [
-        ("dev", True, True),
-        ("review", True, True),
-    ]
+    assert [(c["phase"], c["pgid_is_pid"]) for c in calls] == [("dev", True), ("review", True)]
+    for call, phase in zip(calls, ("dev", "review"), strict=True):
+        prompt = (repo.dir / f".orchestrator/logs/1/cycle-0/{phase}/attempt-1/prompt.md").read_bytes()
+        assert (call["stdin_size"], call["stdin_sha256"]) == (len(prompt), hashlib.sha256(prompt).hexdigest())
     assert calls[0]["cwd"] == str(repo.dir / ".orchestrator/worktrees/1")
-    assert calls[0]["argv"][3:6] == ["exec", "--json", "--full-auto"]
+    assert calls[0]["argv"][3:] == ["exec", "--json", "--full-auto", "-"]
     assert calls[0]["run_id"] == run.id
     # logs: raw output byte for byte and the parsed result, per issue/cycle/phase/attempt
     attempt = repo.dir / ".orchestrator/logs/1/cycle-0/review/attempt-1"
@@ -105,6 +107,22 @@ def test_fail_then_fix_then_pass_claude(repo: Repo) -> None:
         "7: fix (cycle 1)",
         "7: dev (cycle 0)",
     ]
+
+
+def test_a_200_kib_issue_prompt_reaches_claude_on_stdin(repo: Repo) -> None:
+    # As an argument the prompt would fail the exec: Linux limits one argument to 128 KiB.
+    repo.config(runner_config("claude"))
+    body = ("Keep the parser's behaviour on every input below. " * 5000)[: 200 * 1024]
+    repo.write("issues/9.md", f"---\nid: 9\nmilestone: M1\n---\n# Big issue\n\n{body}\n")
+    repo.commit()
+    result = repo.orch("run", "--milestone", "M1")
+    assert result.code == 0, result.err
+    assert repo.outcomes() == {"9": "passed"}
+    dev = next(c for c in repo.calls() if c["phase"] == "dev")
+    prompt = Path(dev["prompt_file"]).read_bytes()
+    assert len(prompt) > 200 * 1024 and body.encode() in prompt
+    assert (dev["stdin_size"], dev["stdin_sha256"]) == (len(prompt), hashlib.sha256(prompt).hexdigest())
+    assert all(len(arg) < 1024 for arg in dev["argv"])
 
 
 def test_capped_after_two_cycles_then_held_then_retried(repo: Repo) -> None:

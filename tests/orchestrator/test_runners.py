@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import sys
@@ -10,14 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from kernel.dispatch import procs
+from kernel.dispatch import agents, procs
 from orchestrator.config import RunnerConfig
 from orchestrator.review import ReviewMissing, parse_review
 from orchestrator.runners import make_runner
 from orchestrator.runners.base import Invocation, ProcessResult, run_process
-from orchestrator.runners.claude import ClaudeParser
-from orchestrator.runners.codex import CodexParser
-from orchestrator.runners.command import CommandParser
+from tests.fixtures.dispatching import FIXTURES
 
 
 async def run_script(
@@ -126,107 +125,65 @@ async def test_missing_program_is_an_os_error(tmp_path: Path) -> None:
         )  # fmt: skip
 
 
-# -- adapters -----------------------------------------------------------------------------------------
+# -- runners: the kernel's agent definitions with the orchestrator's choices ------------------------
 
 
-def feed(parser: CodexParser | ClaudeParser | CommandParser, lines: list[str]) -> list[str | None]:
-    return [parser.feed(line) for line in lines]
+def invocation(tmp_path: Path, prompt: str = "do {issue} it") -> Invocation:
+    prompt_file = tmp_path / "p.md"
+    prompt_file.write_text(prompt)
+    return Invocation(prompt, prompt_file, "7", "fix", 1, 2, tmp_path, "run1")
 
 
-def test_codex_final_message_usage_and_noise() -> None:
-    parser = CodexParser()
-    shown = feed(
-        parser,
-        [
-            "Reading prompt from stdin...",
-            json.dumps({"type": "thread.started", "thread_id": "t"}),
-            json.dumps({"type": "item.completed", "item": {"type": "agent_message", "text": "first"}}),
-            json.dumps({"type": "item.completed", "item": {"type": "command_execution", "command": "ls",
-                                                           "exit_code": 0}}),
-            json.dumps({"type": "turn.completed", "usage": {"input_tokens": 10, "cached_input_tokens": 4,
-                                                            "output_tokens": 3}}),
-            json.dumps({"type": "item.completed", "item": {"type": "agent_message", "text": "final"}}),
-            json.dumps({"type": "turn.completed", "usage": {"input_tokens": 5, "output_tokens": 2}}),
-            '{"type": "item.completed", "item": {"type": "agent_mess',
-            json.dumps(["not", "an", "object"]),
-            json.dumps({"type": "item.completed", "item": None}),
-            json.dumps({"type": "item.completed", "item": {"type": "error", "message": "retrying"}}),
-        ],
-    )  # fmt: skip
-    out = parser.result()
-    assert out.final_message == "final"
-    assert shown[-1] == "warning: retrying"
-    assert (out.usage.input_tokens, out.usage.output_tokens, out.usage.cache_tokens) == (15, 5, 4)
-    assert out.error is None
-    assert out.other_lines == 3 and out.json_lines == 8
-    assert "$ ls (exit 0)" in shown
-
-
-def test_codex_failure_and_legacy_messages() -> None:
-    parser = CodexParser()
-    feed(parser, [json.dumps({"id": "0", "msg": {"type": "agent_message", "message": "old style"}})])
-    assert parser.result().final_message == "old style"
-    feed(parser, [json.dumps({"type": "turn.failed", "error": {"message": "rate limited"}})])
-    assert parser.result().error == "rate limited"
-
-
-USAGE = {
-    "input_tokens": 7,
-    "cache_creation_input_tokens": 3,
-    "cache_read_input_tokens": 11,
-    "output_tokens": 9,
-}
-
-
-def test_claude_result_line() -> None:
-    parser = ClaudeParser()
-    shown = feed(
-        parser,
-        [
-            json.dumps({"type": "system", "subtype": "init"}),
-            json.dumps({"type": "assistant", "message": {"content": [
-                {"type": "text", "text": "thinking"}, {"type": "tool_use", "name": "Edit"}]}}),
-            json.dumps({"type": "result", "subtype": "success", "is_error": False, "result": "all done",
-                        "total_cost_usd": 0.25, "usage": USAGE}),
-        ],
-    )  # fmt: skip
-    out = parser.result()
-    assert shown[1] == "thinking\ntool: Edit"
-    assert out.final_message == "all done"
-    assert (out.usage.input_tokens, out.usage.output_tokens, out.usage.cache_tokens) == (10, 9, 11)
-    assert out.usage.cost_usd == 0.25
-    assert out.error is None
-    errored = ClaudeParser()
-    feed(errored, [json.dumps({"type": "result", "subtype": "error_max_turns", "is_error": True})])
-    assert errored.result().error == "error_max_turns"
-
-
-def test_command_protocol_sums_usage() -> None:
-    parser = CommandParser()
-    feed(
-        parser,
-        [
-            json.dumps({"type": "message", "text": "m1"}),
-            json.dumps({"type": "usage", "input_tokens": 1, "output_tokens": 2, "cost_usd": 0.5}),
-            json.dumps({"type": "usage", "input_tokens": 3, "output_tokens": 4, "cache_tokens": 5}),
-            json.dumps({"type": "result", "result": {"status": "pass"}}),
-            "plain text",
-        ],
-    )
-    out = parser.result()
-    assert (out.final_message, out.structured) == ("m1", {"status": "pass"})
-    assert (out.usage.input_tokens, out.usage.output_tokens, out.usage.cache_tokens) == (4, 6, 5)
-    assert out.usage.cost_usd == 0.5
-
-
-def test_argv_of_each_runner(tmp_path: Path) -> None:
-    inv = Invocation("do {issue} it", tmp_path / "p.md", "7", "fix", 1, 2, tmp_path, "run1")
-    codex = make_runner(RunnerConfig(kind="codex", model="m")).argv(inv)
-    assert codex == ["codex", "exec", "--json", "--model", "m", "--full-auto", "--", "do {issue} it"]
-    claude = make_runner(RunnerConfig(kind="claude", args=[])).argv(inv)
-    assert claude == ["claude", "-p", "--output-format", "stream-json", "--verbose", "--", "do {issue} it"]
+def test_argv_and_stdin_of_each_runner(tmp_path: Path) -> None:
+    inv = invocation(tmp_path)
+    codex = make_runner(RunnerConfig(kind="codex", model="m"))
+    assert codex.argv(inv) == ["codex", "exec", "--json", "--model", "m", "--full-auto", "-"]
+    assert codex.stdin(inv) == inv.prompt_file
+    claude = make_runner(RunnerConfig(kind="claude", args=[], executable=["/opt/claude"]))
+    assert claude.argv(inv) == ["/opt/claude", "-p", "--output-format", "stream-json", "--verbose"]
+    assert claude.stdin(inv) == inv.prompt_file
     command = make_runner(RunnerConfig(kind="command", command=["a", "{issue}:{phase}:{cycle}", "{prompt}"]))
-    assert command.argv(inv) == ["a", "7:fix:1", "do {issue} it"]
+    assert command.argv(inv) == ["a", "7:fix:1", "do {issue} it"]  # one pass: the prompt's {issue} stays
+    assert command.stdin(inv) is None
+
+
+@pytest.mark.parametrize("kind", ["codex", "claude"])
+async def test_a_200_kib_prompt_reaches_codex_and_claude_on_stdin(tmp_path: Path, kind: str) -> None:
+    # As an argument it would fail the exec ("Argument list too long": Linux allows 128 KiB per argument).
+    prompt = ("Refactor the parser. " * 10_000)[: 200 * 1024]
+    inv = invocation(tmp_path, prompt)
+    script = tmp_path / "agent.py"
+    script.write_text(
+        "import hashlib, json, sys\n"
+        "data = sys.stdin.buffer.read()\n"
+        "print(json.dumps({'type': 'note', 'size': len(data), 'sha': hashlib.sha256(data).hexdigest(),"
+        " 'argv': sys.argv[1:]}))\n"
+    )
+    runner = make_runner(RunnerConfig(kind=kind, executable=[sys.executable, str(script)]))
+    lines: list[str] = []
+    result = await run_process(
+        runner.argv(inv), cwd=tmp_path, env=runner.env(inv), stdout_log=tmp_path / "o",
+        stderr_log=tmp_path / "e", timeout=20, stall=20, stdin_file=runner.stdin(inv),
+        on_line=lambda stream, line: lines.append(line) if stream == "stdout" else None,
+    )  # fmt: skip
+    assert result.exit_code == 0
+    seen = json.loads(lines[0])
+    assert (seen["size"], seen["sha"]) == (len(prompt.encode()), hashlib.sha256(prompt.encode()).hexdigest())
+    assert prompt not in seen["argv"]
+
+
+def test_each_runner_parses_with_the_kernels_parser_for_its_kind() -> None:
+    codex = make_runner(RunnerConfig(kind="codex")).parser()
+    shown = [codex.feed(line) for line in (FIXTURES / "codex_reconnect.jsonl").read_text().splitlines()]
+    assert "edited /tmp/proj/parser.py" in shown
+    from_file = agents.read_output("codex", FIXTURES / "codex_reconnect.jsonl")
+    assert from_file is not None and codex.result().usage == from_file.usage
+    claude = make_runner(RunnerConfig(kind="claude")).parser()
+    claude.feed_lines((FIXTURES / "claude_stream.jsonl").read_text().splitlines())
+    assert claude.result().final_message == "All three tests pass."
+    command = make_runner(RunnerConfig(kind="command", command=["x"])).parser()
+    command.feed_lines((FIXTURES / "command_protocol.jsonl").read_text().splitlines())
+    assert command.result().structured == {"status": "pass", "findings": []}
 
 
 # -- review verdicts ----------------------------------------------------------------------------------
