@@ -137,24 +137,26 @@ def _print_summary(state: Any) -> None:
 
 
 def _summary_row(project: Any) -> list[Any]:
-    """One project's line of the summary; data goes in Text() so it is shown literally, never as markup."""
+    """One project's line of the summary. Data (names, errors) goes through `kernel.terminal.one_line`,
+    so no escape sequence reaches the terminal, and into Text(), so no markup in it is parsed."""
     from rich.text import Text
 
     from bigend.core.status import UnifiedStatus
+    from kernel.terminal import one_line
 
     active = sum(1 for r in project.runs if r.status == "active")
     blocked = sum(1 for r in project.runs if r.unified is UnifiedStatus.BLOCKED)
     live = sum(1 for d in project.dispatches if d.unified is not UnifiedStatus.DONE and d.ended_at is None)
     if project.error:
-        mark, note = Text("!", style="bold red"), Text(project.error, style="red")
+        mark, note = Text("!", style="bold red"), Text(one_line(project.error), style="red")
     elif not project.has_intercore and not project.portfolio:
-        markers = ", ".join(project.markers)
+        markers = one_line(", ".join(project.markers))
         mark, note = Text(" "), Text(f"no kernel database ({markers})", style="dim")
     else:
         mark, note = Text(" "), Text("portfolio" if project.portfolio else "")
     figures = (project.runs_total or len(project.runs), active, blocked, live)
     tokens = f"{project.tokens.input_tokens:,}/{project.tokens.output_tokens:,}"
-    return [mark, Text(project.name), *(Text(str(n)) for n in figures), Text(tokens), note]
+    return [mark, Text(one_line(project.name)), *(Text(str(n)) for n in figures), Text(tokens), note]
 
 
 def _run_once(args: argparse.Namespace) -> int:

@@ -197,8 +197,8 @@ async def _dry_run(
 
 
 def _print_plan(repo: Path, config_path: Path, args: argparse.Namespace, plan: list[Any], prefix: str) -> int:
+    from kernel.terminal import one_line
     from orchestrator.kernel_bridge import KernelBridge
-    from orchestrator.status import one_line
 
     bridge = KernelBridge.open_readonly(repo)
     known = bridge.runs_by_issue() if bridge is not None else {}
@@ -238,10 +238,8 @@ def _print_plan(repo: Path, config_path: Path, args: argparse.Namespace, plan: l
         waits = ",".join(row["waits_for"]) or "-"
         if row["external"]:
             waits += f" (outside: {','.join(row['external'])})"
-        title = one_line(row["title"])
-        sys.stdout.write(
-            f"{row['order']}\t{row['issue']}\t{title}\t{waits}\t{row['state']}\t{row['branch']}\n"
-        )
+        cells = (row["order"], row["issue"], row["title"], waits, row["state"], row["branch"])
+        sys.stdout.write("\t".join(one_line(str(cell)) for cell in cells) + "\n")
     return 0
 
 
@@ -355,7 +353,8 @@ def _summary(
 
 
 def _print_summary(console: Console, repo: Path, reports: list[Any], summary_path: Path) -> None:
-    from orchestrator.status import GLYPHS, format_elapsed, one_line
+    from kernel.terminal import one_line
+    from orchestrator.status import GLYPHS, format_elapsed
 
     table = Table(
         title="orchestrator summary",
@@ -369,19 +368,19 @@ def _print_summary(console: Console, repo: Path, reports: list[Any], summary_pat
     table.add_column("reason", ratio=1, overflow="fold")
     for r in reports:
         glyph, color = GLYPHS.get(str(r.outcome), ("?", "magenta"))
-        reason = one_line(r.reason)
+        reason = r.reason
         if r.worktree:
             kept = Path(r.worktree)
             reason += f"; worktree kept: {kept.relative_to(repo) if kept.is_relative_to(repo) else kept}"
         table.add_row(
             Text(glyph, style=color),
-            Text(r.issue_id),
+            Text(one_line(r.issue_id)),
             Text(str(r.outcome), style=color),
             Text(str(r.fix_cycles)),
             Text(f"{r.input_tokens:,}/{r.output_tokens:,}"),
             Text(format_elapsed(r.duration_s)),
-            Text(r.branch or "-"),
-            Text(reason),
+            Text(one_line(r.branch or "-")),
+            Text(one_line(reason)),
         )
     console.print(table)
     console.print(Text(f"summary: {summary_path}"))

@@ -21,6 +21,7 @@ from typing import Any
 
 from kernel.dispatch import procs
 from kernel.model import Run
+from kernel.terminal import one_line
 from orchestrator.config import Config
 from orchestrator.dag import PlanEntry
 from orchestrator.errors import OrchestratorError
@@ -30,7 +31,7 @@ from orchestrator.logs import AttemptPaths, LogLayout, write_json
 from orchestrator.prompts import render
 from orchestrator.review import ReviewMissing, ReviewResult, parse_review
 from orchestrator.runners.base import Invocation, ProcessResult, Runner, RunnerOutput, Usage, run_process
-from orchestrator.status import StatusBoard, one_line
+from orchestrator.status import StatusBoard
 from orchestrator.worktrees import Worktree, Worktrees, ensure_ignored
 
 

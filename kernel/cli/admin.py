@@ -7,9 +7,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from kernel import __version__
+from kernel import __version__, terminal
 from kernel import db as kdb
-from kernel.cli import output
 from kernel.cli.common import Ctx, Parser
 
 
@@ -55,7 +54,7 @@ def _health(args: argparse.Namespace, ctx: Ctx) -> int:
     }
     ctx.emit(result)
     if problems:
-        first = output.one_line(problems[0])
+        first = terminal.one_line(problems[0])
         sys.stderr.write(
             f"ic: {path}: integrity check failed ({first}); restore an intercore.db.bak-* copy or "
             "move the file aside and run `ic init`\n"

@@ -19,9 +19,8 @@ import sys
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from types import FrameType
-from typing import Any
 
-from kernel import events
+from kernel import events, terminal
 from kernel.cli import output
 from kernel.cli.common import Ctx, Parser, add_subcommands, non_negative_int
 from kernel.errors import UsageError
@@ -123,18 +122,9 @@ class _Delivery:
             events.advance_cursor(self.conn, self.consumer, batch[-1].id)
 
 
-# JSON escapes C0 controls itself but not DEL or the C1 controls, which some terminals obey.
-_JSON_C1 = {c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)}
-
-
 def printable(value: object) -> str:
     """One cell of a text table: `-` for null; tabs and line breaks spaces, other controls escapes."""
-    return "-" if value is None else output.one_line(str(value))
-
-
-def printable_json(value: Any) -> str:
-    """Compact JSON safe for a terminal and still valid JSON of the same value (DEL and C1 escaped)."""
-    return output.dumps(value).translate(_JSON_C1)
+    return "-" if value is None else terminal.one_line(str(value))
 
 
 def _json_line(event: Event) -> str:
@@ -148,10 +138,7 @@ def _json_line(event: Event) -> str:
 
 def _text_line(event: Event) -> str:
     cells = (event.id, event.timestamp, event.run_id, event.source, event.type, event.from_state)
-    line = "\t".join(printable(v) for v in (*cells, event.to_state, event.reason))
-    if not events.is_unicode(line):
-        line = line.encode("utf-8", "backslashreplace").decode("utf-8")
-    return line + "\n"
+    return "\t".join(printable(v) for v in (*cells, event.to_state, event.reason)) + "\n"
 
 
 def _tail(args: argparse.Namespace, ctx: Ctx) -> int:

@@ -168,7 +168,7 @@ def run(argv: Sequence[str]) -> int:
 def _fail(message: str, code: int) -> int:
     """The one error line: user text inside a message (a path, a name) can neither break it nor
     drive the terminal."""
-    from kernel.cli.output import one_line
+    from kernel.terminal import one_line
 
     sys.stderr.write(f"ic: {one_line(message)}\n")
     return code

@@ -11,6 +11,7 @@ import sqlite3
 import sys
 from typing import TYPE_CHECKING
 
+from kernel import terminal
 from kernel.cli import output
 from kernel.cli.common import Ctx, Parser, add_subcommands, bounded_int
 
@@ -161,7 +162,7 @@ def _status(args: argparse.Namespace, ctx: Ctx) -> int:
     for row in rows:
         if row.error:
             sys.stderr.write(
-                output.one_line(f"ic: {row.project}: {row.error} (showing the relayed copy)") + "\n"
+                terminal.one_line(f"ic: {row.project}: {row.error} (showing the relayed copy)") + "\n"
             )
     return 0
 
@@ -181,7 +182,7 @@ def _dep_add(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel.portfolio.deps import add_dep
 
     dep = add_dep(portfolio_conn(ctx), args.portfolio, args.upstream, args.downstream)
-    ctx.emit(dep.to_json(), output.one_line(f"added {dep.upstream} -> {dep.downstream}"))
+    ctx.emit(dep.to_json(), terminal.one_line(f"added {dep.upstream} -> {dep.downstream}"))
     return 0
 
 
@@ -189,7 +190,7 @@ def _dep_remove(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel.portfolio.deps import remove_dep
 
     dep = remove_dep(portfolio_conn(ctx), args.portfolio, args.upstream, args.downstream)
-    ctx.emit(dep.to_json(), output.one_line(f"removed {dep.upstream} -> {dep.downstream}"))
+    ctx.emit(dep.to_json(), terminal.one_line(f"removed {dep.upstream} -> {dep.downstream}"))
     return 0
 
 
@@ -242,7 +243,7 @@ def _cursor_reset(args: argparse.Namespace, ctx: Ctx) -> int:
     cursor = reset_cursor(portfolio_conn(ctx), args.portfolio, args.project, args.to)
     ctx.emit(
         cursor.to_json(),
-        f"relay cursor of {output.one_line(cursor.project_dir)} set to {cursor.last_event_id}",
+        f"relay cursor of {terminal.one_line(cursor.project_dir)} set to {cursor.last_event_id}",
     )
     return 0
 
@@ -264,7 +265,7 @@ class _RelayReporter:
     def _say(self, key: str, problem: str, line: str) -> None:
         if self.seen.get(key) != problem:
             self.seen[key] = problem
-            sys.stderr.write(output.one_line(line) + "\n")
+            sys.stderr.write(terminal.one_line(line) + "\n")
             sys.stderr.flush()
 
     def error(self, message: str) -> None:

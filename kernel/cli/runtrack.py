@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from kernel import terminal
 from kernel.cli import output
 from kernel.cli.common import Ctx, Parser, add_subcommands, parse_json_arg
 
@@ -109,7 +110,7 @@ def _artifact_add(args: argparse.Namespace, ctx: Ctx) -> int:
     )  # fmt: skip
     if artifact.content_hash is None:  # a typo in a file name would otherwise pass unnoticed
         sys.stderr.write(
-            f"ic: note: {output.one_line(artifact.path)} is not a file here; recorded as a reference, "
+            f"ic: note: {terminal.one_line(artifact.path)} is not a file here; recorded as a reference, "
             "without a content hash\n"
         )
     ctx.emit(artifact.to_json(), artifact.id)

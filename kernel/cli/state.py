@@ -13,7 +13,6 @@ import sys
 from kernel import state
 from kernel.cli import output
 from kernel.cli.common import Ctx, Parser, add_subcommands
-from kernel.cli.events import printable_json
 from kernel.durations import parse_duration
 from kernel.errors import UsageError
 from kernel.model import StateEntry
@@ -90,7 +89,7 @@ def _set(args: argparse.Namespace, ctx: Ctx) -> int:
 
 def _get(args: argparse.Namespace, ctx: Ctx) -> int:
     entry = state.get_state(ctx.conn(), args.key, args.scope)
-    ctx.emit(entry.to_json(), printable_json(entry.payload))
+    ctx.emit(entry.to_json(), output.json_text(entry.payload))
     return 0
 
 
@@ -105,7 +104,7 @@ def _list(args: argparse.Namespace, ctx: Ctx) -> int:
     ctx.emit(
         [e.to_json() for e in entries],
         lambda: output.emit_table(
-            ((e.key, e.scope, e.expires_at, e.updated_at, printable_json(e.payload)) for e in entries),
+            ((e.key, e.scope, e.expires_at, e.updated_at, output.json_text(e.payload)) for e in entries),
             header=("key", "scope", "expires_at", "updated_at", "payload"),
         ),
     )
