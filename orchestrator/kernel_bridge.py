@@ -26,7 +26,6 @@ from kernel import events, runs
 from kernel import queries as q
 from kernel.errors import KernelError
 from kernel.model import Dispatch, Run
-from orchestrator.errors import OrchestratorError
 from orchestrator.runners.base import Usage
 
 CHAIN = ["dev", "review", "fix", "done"]
@@ -34,7 +33,7 @@ SOURCE = "orchestrator"
 PHASE_RANK = {"dev": 0, "fix": 0, "review": 1}
 
 
-class KernelTrouble(OrchestratorError):
+class KernelTrouble(KernelError):
     """The kernel refused or failed a write the loop depends on (exit 2)."""
 
 

@@ -10,7 +10,8 @@ import argparse
 from typing import TYPE_CHECKING
 
 from kernel.cli import output
-from kernel.cli.common import Ctx, Parser, add_subcommands, non_negative_int
+from kernel.cli.common import Ctx
+from kernel.clikit import Parser, add_subcommands, non_negative_int
 from kernel.errors import Refused, UsageError
 
 if TYPE_CHECKING:

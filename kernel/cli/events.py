@@ -22,7 +22,8 @@ from types import FrameType
 
 from kernel import events, terminal
 from kernel.cli import output
-from kernel.cli.common import Ctx, Parser, add_subcommands, non_negative_int
+from kernel.cli.common import Ctx
+from kernel.clikit import Parser, add_subcommands, non_negative_int
 from kernel.errors import UsageError
 from kernel.model import Event, EventCursor
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kernel.cli.common import Ctx, Parser, add_subcommands, non_negative_int
+from kernel.cli.common import Ctx
 from kernel.cli.run_portfolio import route_to_portfolio
+from kernel.clikit import Parser, add_subcommands, non_negative_int
 
 RULES_HEADER = ("phase", "check", "params", "source")
 

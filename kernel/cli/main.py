@@ -7,7 +7,6 @@ imports only the one command group the user asked for, and never asyncio, pydant
 from __future__ import annotations
 
 import importlib
-import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -107,9 +106,10 @@ def _own_flags(group: str, subcommand: str) -> set[str]:
 
 
 def run(argv: Sequence[str]) -> int:
-    from kernel.cli.common import Ctx, Parser, usage_error
+    from kernel import clikit
+    from kernel.cli.common import GLOBAL_OPTIONS_EPILOG, Ctx
     from kernel.durations import parse_duration
-    from kernel.errors import KernelError, UsageError
+    from kernel.errors import UsageError
 
     ctx = Ctx()
     try:
@@ -136,51 +136,21 @@ def run(argv: Sequence[str]) -> int:
         if name not in GROUPS:
             raise UsageError(f"unknown command {name!r}; run `ic --help` for the list")
         module = importlib.import_module(GROUPS[name][0])
-        parser = Parser(prog=f"ic {name}", description=GROUPS[name][1])
+        parser = clikit.Parser(prog=f"ic {name}", description=GROUPS[name][1], epilog=GLOBAL_OPTIONS_EPILOG)
         module.build(parser, name)
-        args, extra = parser.parse_known_args(rest[1:])
-        if extra:  # argparse would blame `ic <group>`; name the subcommand that was given them
-            raise usage_error(args.command_prog, f"unrecognized arguments: {' '.join(extra)}")
+        args = clikit.parse(parser, rest[1:])
         code: int = args.handler(args, ctx)
         return code
-    except KernelError as exc:
-        return _fail(exc.message, exc.exit_code)
-    except SystemExit as exc:  # argparse --help
-        return exc.code if isinstance(exc.code, int) else 0
-    except KeyboardInterrupt:  # a write in progress was rolled back by write_tx
-        return _fail("interrupted", 130)
-    except BrokenPipeError:
-        return 0
-    except sqlite3.Error as exc:
-        from kernel import db as kdb
-
-        return _fail(kdb.explain(exc, kdb.only_database_opened(), ctx.timeout).message, 2)
-    except Exception as exc:  # the contract is one line, never a traceback
-        if ctx.verbose:
-            import traceback
-
-            traceback.print_exc()
-        return _fail(f"unexpected {type(exc).__name__}: {exc}", 2)
+    except BaseException as exc:  # the contract: one line and the exit code, never a traceback
+        return clikit.report("ic", exc, verbose=ctx.verbose, db_timeout=ctx.timeout)
     finally:
         ctx.close()
 
 
-def _fail(message: str, code: int) -> int:
-    """The one error line: user text inside a message (a path, a name) can neither break it nor
-    drive the terminal."""
-    from kernel.terminal import one_line
-
-    sys.stderr.write(f"ic: {one_line(message)}\n")
-    return code
-
-
 def main() -> None:
-    code = run(sys.argv[1:])
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        pass
-    sys.exit(code)
+    from kernel import clikit
+
+    clikit.finish(run(sys.argv[1:]))
 
 
 if __name__ == "__main__":

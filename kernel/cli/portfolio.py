@@ -11,9 +11,10 @@ import sqlite3
 import sys
 from typing import TYPE_CHECKING
 
-from kernel import terminal
+from kernel import clikit, terminal
 from kernel.cli import output
-from kernel.cli.common import Ctx, Parser, add_subcommands, bounded_int
+from kernel.cli.common import Ctx
+from kernel.clikit import Parser, add_subcommands, bounded_int
 
 if TYPE_CHECKING:
     from kernel.portfolio.relay import TickReport
@@ -161,9 +162,7 @@ def _status(args: argparse.Namespace, ctx: Ctx) -> int:
     ctx.emit(body, text)
     for row in rows:
         if row.error:
-            sys.stderr.write(
-                terminal.one_line(f"ic: {row.project}: {row.error} (showing the relayed copy)") + "\n"
-            )
+            clikit.say("ic", f"{row.project}: {row.error} (showing the relayed copy)")
     return 0
 
 

@@ -17,15 +17,8 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kernel.cli.common import (
-    Ctx,
-    Parser,
-    add_subcommands,
-    bounded_int,
-    non_negative_int,
-    nullable,
-    parse_json_arg,
-)
+from kernel.cli.common import Ctx
+from kernel.clikit import Parser, add_subcommands, bounded_int, json_value, non_negative_int, nullable
 from kernel.errors import NotFound, UsageError
 
 if TYPE_CHECKING:
@@ -54,7 +47,7 @@ def boolean(flag: str) -> Callable[[str], bool]:
 
 def json_flag(args: argparse.Namespace, name: str, flag: str) -> Any:
     value = getattr(args, name)
-    return value if value is None or value is UNSET else parse_json_arg(value, flag)
+    return value if value is None or value is UNSET else json_value(value, flag)
 
 
 def gates_arg(args: argparse.Namespace) -> Any:
@@ -65,7 +58,7 @@ def gates_arg(args: argparse.Namespace) -> Any:
                 text = handle.read()
         except OSError as exc:
             raise UsageError(f"cannot read --gates-file={args.gates_file}: {exc.strerror or exc}") from None
-        return parse_json_arg(text, "gates-file")
+        return json_value(text, "gates-file")
     return json_flag(args, "gates", "gates")
 
 

@@ -10,7 +10,8 @@ import argparse
 from typing import TYPE_CHECKING
 
 from kernel.cli import output
-from kernel.cli.common import Ctx, Parser
+from kernel.cli.common import Ctx
+from kernel.clikit import Parser
 
 if TYPE_CHECKING:
     from kernel.model import Run

@@ -15,7 +15,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from kernel.cli.common import Ctx, Parser, bounded_int, nullable
+from kernel import clikit
+from kernel.cli.common import Ctx
+from kernel.clikit import Parser, bounded_int, nullable
 
 Handler = Callable[[argparse.Namespace, Ctx], int]
 
@@ -239,7 +241,6 @@ def _status(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
 def _cancel(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
     if not route_to_portfolio(ctx, args.run):
         return _as_project_run(args, ctx, original)
-    import sys
 
     from kernel.portfolio.cancel import cancel_portfolio
 
@@ -251,7 +252,7 @@ def _cancel(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
         f"cancelled portfolio {result.parent.id}: {cancelled} children, {killed} dispatches killed",
     )
     for failed in result.errors:
-        sys.stderr.write(f"ic: {failed.project}: {failed.error}; child {failed.run_id} may still be active\n")
+        clikit.say("ic", f"{failed.project}: {failed.error}; child {failed.run_id} may still be active")
     return 2 if result.errors else 0
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from kernel import terminal
+from kernel import clikit
 from kernel.cli import output
-from kernel.cli.common import Ctx, Parser, add_subcommands, parse_json_arg
+from kernel.cli.common import Ctx
+from kernel.clikit import Parser, add_subcommands, json_value
 
 AGENT_HEADER = ("id", "name", "type", "status", "dispatch_id")
 ARTIFACT_HEADER = ("id", "phase", "kind", "path", "content_hash", "metadata")
@@ -103,15 +103,14 @@ def _artifact_row(a: Any) -> tuple[Any, ...]:
 def _artifact_add(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runtrack
 
-    metadata = None if args.metadata is None else parse_json_arg(args.metadata, "metadata")
+    metadata = None if args.metadata is None else json_value(args.metadata, "metadata")
     artifact = runtrack.add_artifact(
         ctx.conn(), args.run, path=args.path, phase=args.phase, kind=args.kind, verdict=args.verdict,
         metadata=metadata,
     )  # fmt: skip
     if artifact.content_hash is None:  # a typo in a file name would otherwise pass unnoticed
-        sys.stderr.write(
-            f"ic: note: {terminal.one_line(artifact.path)} is not a file here; recorded as a reference, "
-            "without a content hash\n"
+        clikit.say(
+            "ic", f"note: {artifact.path} is not a file here; recorded as a reference, without a content hash"
         )
     ctx.emit(artifact.to_json(), artifact.id)
     return 0

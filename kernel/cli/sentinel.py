@@ -10,7 +10,8 @@ import argparse
 
 from kernel import state
 from kernel.cli import output
-from kernel.cli.common import Ctx, Parser, add_subcommands
+from kernel.cli.common import Ctx
+from kernel.clikit import Parser, add_subcommands
 from kernel.durations import parse_duration
 
 SENTINEL_HEADER = ("name", "scope", "last_fired")

@@ -12,7 +12,8 @@ import sys
 
 from kernel import state
 from kernel.cli import output
-from kernel.cli.common import Ctx, Parser, add_subcommands
+from kernel.cli.common import Ctx
+from kernel.clikit import Parser, add_subcommands
 from kernel.durations import parse_duration
 from kernel.errors import UsageError
 from kernel.model import StateEntry

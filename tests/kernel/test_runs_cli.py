@@ -557,7 +557,7 @@ def test_extensions_add_subcommands_and_wrap_handlers(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from kernel.cli import run as run_cli
-    from kernel.cli.common import Parser
+    from kernel.clikit import Parser
 
     (tmp_path / "probe_run_ext.py").write_text(
         "seen = set()\n"

@@ -1,0 +1,216 @@
+"""The command-line kit of `ic`, `bigend` and `orchestrator`: one parser, one error -> exit code mapping.
+
+Every command line of the project keeps the kernel's contract (DESIGN 3.2): exit 0 ok, 1 expected
+negative, 2 unexpected, 3 usage; an error is one line on stderr, `<tool>: <message>`, never a
+traceback (unless `--verbose` asks for one). This module is the one place that contract lives:
+
+- `Parser`: argparse whose usage errors are `UsageError`s (exit 3) naming the command and its help,
+  `<tool>: <command>: <problem> (see `<tool> <command> --help`)`; `parse` also refuses words left over
+  (argparse would blame the top-level command for arguments a subcommand was given).
+- The argument types every tool shares (`bounded_int`, `nullable`, `json_value`): one parser of
+  whole numbers and JSON, so a rule about them is one change here.
+- `failure(exc)`: the exit code and message of anything a command can end with (kernel errors, argparse
+  exits, Ctrl-C, a closed pipe, SQLite errors, any other exception); `report` prints it, `finish`
+  flushes and exits.
+
+`bigend` and `orchestrator` import this module; the kernel never imports them. It is on `ic`'s start-up
+path, so it imports only what every `ic` call needs anyway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import sys
+
+from kernel.errors import KernelError, UsageError
+from kernel.terminal import one_line
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any, NoReturn
+
+# Exit codes of the contract that are not carried by a KernelError.
+EXIT_OK, EXIT_UNEXPECTED, EXIT_INTERRUPTED = 0, 2, 130
+
+
+def usage_error(prog: str, message: str) -> UsageError:
+    """A usage error naming the command (the words after the tool) and where its help is."""
+    _tool, _, command = prog.partition(" ")
+    where = f"{command}: " if command else ""
+    return UsageError(f"{where}{message} (see `{prog} --help`)")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the contract: a usage error is a `UsageError` (exit 3, one line), not exit 2.
+
+    Abbreviated long options are refused (`--verb` must not silently mean `--verbose`). Each parser
+    records its prog as the `command_prog` default: after parsing, the deepest subcommand's wins, so
+    `parse` can name it when words are left over.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.set_defaults(command_prog=self.prog)
+
+    def error(self, message: str) -> NoReturn:
+        raise usage_error(self.prog, message)
+
+
+class Subcommands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Subcommand parsers are `Parser`s and end their help with their parent's epilog."""
+
+    parent_epilog: str | None = None
+
+    def add_parser(self, name: str, **kwargs: Any) -> Parser:
+        kwargs.setdefault("epilog", self.parent_epilog)
+        parser: Parser = super().add_parser(name, **kwargs)
+        return parser
+
+
+def add_subcommands(parser: Parser, title: str = "commands") -> Subcommands:
+    """The required `<command>` word of `parser` (its value lands in `args.subcommand`)."""
+    subs = parser.add_subparsers(
+        title=title, dest="subcommand", metavar="<command>", parser_class=Parser, action=Subcommands
+    )
+    assert isinstance(subs, Subcommands)
+    subs.required = True
+    subs.parent_epilog = parser.epilog
+    return subs
+
+
+def parse(parser: Parser, argv: Sequence[str]) -> argparse.Namespace:
+    """Parse `argv`; words no (sub)command takes are a usage error naming the deepest command."""
+    args, extra = parser.parse_known_args(list(argv))
+    if extra:
+        raise usage_error(args.command_prog, f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+# -- argument types ---------------------------------------------------------------------------------
+
+
+def bounded_int(
+    flag: str, low: int, high: int | None = None, *, what: str = "a whole number"
+) -> Callable[[str], int]:
+    """An argparse `type=` for a whole number in low..high that names the flag when it is not one."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--{flag} must be {what}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"{low}..{high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"--{flag} must be {bound}, got {value}")
+        return value
+
+    return convert
+
+
+def non_negative_int(flag: str) -> Callable[[str], int]:
+    return bounded_int(flag, 0)
+
+
+def nullable(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Accept `none` (or `null`) to clear a setting; anything else goes to `convert`."""
+
+    def wrapped(text: str) -> Any:
+        return None if text.strip().lower() in ("none", "null") else convert(text)
+
+    return wrapped
+
+
+def json_value(text: str, flag: str) -> Any:
+    """The flag's JSON value; NaN, Infinity and overflowing numbers are refused: every output is JSON
+    that strict parsers accept, and such a value would be stored and printed back as is."""
+    import json
+
+    try:
+        return json.loads(text, parse_constant=_non_finite, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--{flag} is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except ValueError as exc:
+        raise UsageError(f"--{flag} is not valid JSON: {exc}") from None
+
+
+def _non_finite(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is too large for a number")
+    return value
+
+
+# -- errors and exit codes --------------------------------------------------------------------------
+
+
+def failure(exc: BaseException, *, db_timeout: float | None = None) -> tuple[int, str | None]:
+    """The exit code of a command that ended with `exc`, and its one-line message (None: say nothing).
+
+    `db_timeout` is the busy timeout the command used, named in the hint of a "database is locked".
+    """
+    if isinstance(exc, KernelError):
+        return exc.exit_code, exc.message
+    if isinstance(exc, SystemExit):  # argparse's --help, or an explicit exit
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or EXIT_OK, None
+        return EXIT_UNEXPECTED, str(exc.code)
+    if isinstance(exc, KeyboardInterrupt):  # a write in progress was rolled back by its transaction
+        return EXIT_INTERRUPTED, "interrupted"
+    if isinstance(exc, BrokenPipeError):  # the reader went away (`ic ... | head`): nothing to say
+        return EXIT_OK, None
+    if isinstance(exc, sqlite3.Error):
+        from kernel import db as kdb
+
+        timeout = kdb.DEFAULT_TIMEOUT if db_timeout is None else db_timeout
+        return EXIT_UNEXPECTED, kdb.explain(exc, kdb.only_database_opened(), timeout).message
+    return EXIT_UNEXPECTED, f"unexpected {type(exc).__name__}: {exc}"
+
+
+def report(tool: str, exc: BaseException, *, verbose: bool = False, db_timeout: float | None = None) -> int:
+    """Say how a command failed, on one line of stderr, and return its exit code.
+
+    The traceback of an unexpected exception (not a kernel error, an exit, Ctrl-C or a closed pipe) is
+    printed only under `--verbose`.
+    """
+    code, message = failure(exc, db_timeout=db_timeout)
+    if isinstance(exc, BrokenPipeError):
+        silence_stdout()
+    if verbose and not isinstance(exc, KernelError | SystemExit | KeyboardInterrupt | BrokenPipeError):
+        import traceback
+
+        traceback.print_exception(exc)
+    if message is not None:
+        sys.stderr.write(f"{tool}: {one_line(message)}\n")
+    return code
+
+
+def say(tool: str, message: str) -> None:
+    """One line of stderr from the tool that is not its failure (a note, a warning)."""
+    sys.stderr.write(f"{tool}: {one_line(message)}\n")
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush into a closed pipe stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def finish(code: int) -> NoReturn:
+    """Flush stdout (a reader that went away is not an error) and exit with `code`."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+    sys.exit(code)
