@@ -22,7 +22,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from kernel import clock
@@ -30,6 +29,10 @@ from kernel import queries as q
 from kernel.db import write_tx
 from kernel.errors import NotFound, Refused, StorageError, UsageError
 from kernel.model import Event, EventCursor
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from kernel.db import StrPath
 
 # One row of the stream, in column order: (run_id, source, type, from_state, to_state, reason,
 # dispatch_id, payload as JSON text, timestamp).
@@ -168,15 +171,15 @@ def _lock_file_name(consumer: str) -> str:
     return "".join(ch if ch in safe else "".join(f"%{b:02X}" for b in ch.encode()) for ch in consumer)
 
 
-def consumer_lock_path(db_path: Path, consumer: str) -> Path:
+def consumer_lock_path(db_path: StrPath, consumer: str) -> str:
     """`.clavain/intercore.db.consumers/<name>.lock` beside the database's real path, so every process
     finds the same file however it reached the database (a symlink, a relative --db)."""
-    real = db_path.resolve()
-    return real.with_name(f"{real.name}.consumers") / f"{_lock_file_name(consumer)}.lock"
+    real = os.path.realpath(db_path)
+    return os.path.join(f"{real}.consumers", f"{_lock_file_name(consumer)}.lock")
 
 
 @contextmanager
-def hold_consumer(db_path: Path, consumer: str) -> Iterator[None]:
+def hold_consumer(db_path: StrPath, consumer: str) -> Iterator[None]:
     """Be the only live process using `consumer` until the block ends; Refused (exit 1) if another is.
 
     The holder's pid is written into the lock file so the refusal can name it.
@@ -186,7 +189,7 @@ def hold_consumer(db_path: Path, consumer: str) -> Iterator[None]:
     check_label(consumer, "consumer name")
     path = consumer_lock_path(db_path, consumer)
     try:
-        path.parent.mkdir(mode=0o700, exist_ok=True)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise StorageError(f"cannot lock consumer {consumer!r}: {path}: {exc.strerror}") from exc

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from kernel import clock, events
@@ -23,6 +22,10 @@ from kernel.db import write_tx
 from kernel.errors import NotFound, Refused, UsageError
 from kernel.model import Run
 from kernel.phase import DEFAULT_CHAIN, Hop, next_hop, validate_chain, validate_complexity, walked_in
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from kernel.db import StrPath
 
 STATUSES = ("active", "completed", "cancelled", "failed")
 
@@ -261,7 +264,7 @@ def advance(
     disable_gates: bool = False,
     skip_reason: str | None = None,
     expect_phase: str | None = None,
-    db_path: Path | None = None,
+    db_path: StrPath | None = None,
 ) -> AdvanceResult:
     """Move the run one hop along its chain, in one transaction (DESIGN 3.3).
 
@@ -276,7 +279,7 @@ def advance(
 
 
 def override_gate(
-    conn: sqlite3.Connection, run_id: str, *, reason: str, db_path: Path | None = None
+    conn: sqlite3.Connection, run_id: str, *, reason: str, db_path: StrPath | None = None
 ) -> AdvanceResult:
     """Advance past the gate whatever it says, recording a `gate`/`override` event with the evidence.
 
@@ -298,7 +301,7 @@ def _advance(
     disable_gates: bool,
     skip_reason: str | None,
     expect_phase: str | None,
-    db_path: Path | None,
+    db_path: StrPath | None,
     override_reason: str | None,
 ) -> AdvanceResult:
     if priority < 0:
@@ -357,7 +360,7 @@ def _gated_move(
     priority: int,
     disable_gates: bool,
     gated: bool,
-    db_path: Path | None,
+    db_path: StrPath | None,
     reason: str | None,
     override_reason: str | None,
     now: int,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from kernel import db as kdb
@@ -45,13 +44,25 @@ class Ctx:
         self.verbose = verbose
         self._conn: sqlite3.Connection | None = None
 
-    def db_path(self) -> Path:
+    def db_path(self) -> str:
         return kdb.resolve_db_path(self.db)
 
     def conn(self) -> sqlite3.Connection:
         if self._conn is None:
             self._conn = kdb.open_db(self.db_path(), timeout=self.timeout)
         return self._conn
+
+    def run_conn(self, run_id: str) -> sqlite3.Connection:
+        """The connection to the database that holds `run_id`: its project's, or the workspace's
+        portfolio database for a portfolio parent (`kernel.runlocator` decides; `--db` always wins).
+
+        Called by every command that takes a run id, before anything else opened a database.
+        """
+        from kernel.runlocator import locate_run
+
+        assert self._conn is None, "run_conn() chooses the database; call it before conn()"
+        self.db = locate_run(run_id, self.db, timeout=self.timeout).path
+        return self.conn()
 
     def close(self) -> None:
         if self._conn is not None:

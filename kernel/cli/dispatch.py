@@ -17,8 +17,6 @@ from kernel.errors import Refused, UsageError
 if TYPE_CHECKING:
     from kernel.model import Dispatch
 
-# Flags named like a global option that belong to the subcommand (see kernel/cli/main.py).
-OWN_FLAGS: dict[str, set[str]] = {"spawn": {"--timeout"}, "wait": {"--timeout"}}
 
 LIST_HEADER = ("id", "status", "type", "name", "pid", "exit", "in", "out", "scope", "created_at")
 

@@ -6,7 +6,6 @@ import argparse
 from typing import Any
 
 from kernel.cli.common import Ctx
-from kernel.cli.run_portfolio import route_to_portfolio
 from kernel.clikit import Parser, add_subcommands, non_negative_int
 
 RULES_HEADER = ("phase", "check", "params", "source")
@@ -53,8 +52,7 @@ def _check(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import gates, runs
     from kernel.cli import output
 
-    route_to_portfolio(ctx, args.run)
-    conn = ctx.conn()
+    conn = ctx.run_conn(args.run)
     run, hop = runs.peek_hop(conn, args.run)
     gate = gates.evaluate(conn, run, hop, priority=args.priority, disable_gates=False, db_path=ctx.db_path())
     body = {"run_id": run.id, **hop.to_json(), "passed": gate.passed, **gate.to_json()}
@@ -70,8 +68,8 @@ def _check(args: argparse.Namespace, ctx: Ctx) -> int:
 def _override(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runs
 
-    route_to_portfolio(ctx, args.run)
-    result = runs.override_gate(ctx.conn(), args.run, reason=args.reason, db_path=ctx.db_path())
+    conn = ctx.run_conn(args.run)
+    result = runs.override_gate(conn, args.run, reason=args.reason, db_path=ctx.db_path())
     ctx.emit(result.to_json(), f"{result.from_phase} -> {result.to_phase} (gate overridden)")
     return 0
 
@@ -93,7 +91,7 @@ def _rules(args: argparse.Namespace, ctx: Ctx) -> int:
     if args.run is None:
         rows = rule_rows(gates.DEFAULT_RULES, "default")
     else:
-        run = runs.get_run(ctx.conn(), args.run)
+        run = runs.get_run(ctx.run_conn(args.run), args.run)
         if args.phase is not None and args.phase not in run.phases:
             raise UsageError(f"phase {args.phase!r} is not in run {run.id}'s chain: {', '.join(run.phases)}")
         rows = rule_rows(gates.rule_table(run), "default" if run.gate_rules is None else "run")

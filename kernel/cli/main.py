@@ -24,9 +24,22 @@ GROUPS: dict[str, tuple[str, str]] = {
     "portfolio": ("kernel.cli.portfolio", "portfolio runs: deps, order, status, relay, cursors, slots"),
 }
 
-# Global options, accepted before or after the command (DESIGN 3.2).
-GLOBAL_VALUE_FLAGS = ("--db", "--timeout")
-GLOBAL_BOOL_FLAGS = ("--json", "--verbose", "-v")
+# Global options, accepted before or after the command (DESIGN 3.2): flag -> whether it takes a value.
+GLOBAL_FLAGS: dict[str, bool] = {
+    "--db": True,
+    "--timeout": True,
+    "--json": False,
+    "--verbose": False,
+    "-v": False,
+}
+
+# Subcommands with an option named like a global one: after the subcommand word, the flag is theirs
+# (`ic dispatch wait ID --timeout=30s` is how long to wait, not the database busy timeout). A test
+# builds every group's parser and checks this table against the options they declare.
+SUBCOMMAND_FLAGS: dict[tuple[str, str], frozenset[str]] = {
+    ("dispatch", "spawn"): frozenset({"--timeout"}),
+    ("dispatch", "wait"): frozenset({"--timeout"}),
+}
 
 
 def _usage() -> str:
@@ -54,16 +67,15 @@ def _usage() -> str:
 def _split_globals(argv: Sequence[str]) -> tuple[dict[str, str | bool], list[str]]:
     """Pull global options out of argv wherever they stand; return them and the remaining words.
 
-    A command may own a flag with a global's name (e.g. `dispatch wait --timeout=DUR`): such a module
-    lists it in `OWN_FLAGS[subcommand]`, and after the command word that flag is left to the command.
+    After the command and subcommand words, a flag listed for that subcommand in SUBCOMMAND_FLAGS is
+    left to the subcommand.
     """
     from kernel.errors import UsageError
 
     found: dict[str, str | bool] = {}
     rest: list[str] = []
-    group: str | None = None
-    subcommand: str | None = None
-    own: set[str] = set()
+    commands: list[str] = []
+    owned: frozenset[str] = frozenset()
     i = 0
     words = list(argv)
     while i < len(words):
@@ -72,37 +84,26 @@ def _split_globals(argv: Sequence[str]) -> tuple[dict[str, str | bool], list[str
             rest.extend(words[i:])
             break
         name, eq, value = word.partition("=")
-        if name in GLOBAL_VALUE_FLAGS and name not in own:
+        takes_value = GLOBAL_FLAGS.get(name if name.startswith("--") else word)
+        if takes_value is None or name in owned:
+            rest.append(word)
+            if not word.startswith("-") and len(commands) < 2:
+                commands.append(word)
+                if len(commands) == 2:
+                    owned = SUBCOMMAND_FLAGS.get((commands[0], commands[1]), frozenset())
+        elif takes_value:
             if not eq:
                 if i + 1 >= len(words):
                     raise UsageError(f"{name} needs a value")
                 value = words[i + 1]
                 i += 1
             found[name[2:]] = value
-        elif word in GLOBAL_BOOL_FLAGS and word not in own:
+        elif not eq:
             found["verbose" if word == "-v" else word[2:]] = True
         else:
-            rest.append(word)
-            if not word.startswith("-"):
-                if group is None:
-                    group = word
-                elif subcommand is None:
-                    subcommand = word
-                    own = _own_flags(group, subcommand)
+            raise UsageError(f"{name} takes no value; give it alone")
         i += 1
     return found, rest
-
-
-def _own_flags(group: str, subcommand: str) -> set[str]:
-    entry = GROUPS.get(group)
-    if entry is None:
-        return set()
-    try:
-        module = importlib.import_module(entry[0])
-    except ImportError:
-        return set()
-    own: dict[str, set[str]] = getattr(module, "OWN_FLAGS", {})
-    return set(own.get(subcommand, set()))
 
 
 def run(argv: Sequence[str]) -> int:

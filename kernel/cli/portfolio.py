@@ -19,8 +19,6 @@ from kernel.clikit import Parser, add_subcommands, bounded_int
 if TYPE_CHECKING:
     from kernel.portfolio.relay import TickReport
 
-OWN_FLAGS: dict[str, set[str]] = {}
-
 
 def portfolio_conn(ctx: Ctx) -> sqlite3.Connection:
     """The portfolio database of this command (the context's connection, closed at exit)."""

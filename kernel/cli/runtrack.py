@@ -8,14 +8,14 @@ from typing import Any
 from kernel import clikit
 from kernel.cli import output
 from kernel.cli.common import Ctx
-from kernel.clikit import Parser, add_subcommands, json_value
+from kernel.clikit import Subcommands, add_subcommands, json_value
 
 AGENT_HEADER = ("id", "name", "type", "status", "dispatch_id")
 ARTIFACT_HEADER = ("id", "phase", "kind", "path", "content_hash", "metadata")
 
 
-def build(subs: argparse._SubParsersAction[Parser]) -> dict[str, Parser]:
-    """Add the `agent` and `artifact` groups to the run subcommands; return their parsers."""
+def build(subs: Subcommands) -> None:
+    """Add the `agent` and `artifact` groups to the run subcommands."""
     agent = subs.add_parser("agent", help="agents working on a run", description="Agents working on a run.")
     agent_subs = add_subcommands(agent)
     p = agent_subs.add_parser("add", help="register an agent on a run", description="Register an agent.")
@@ -60,7 +60,6 @@ def build(subs: argparse._SubParsersAction[Parser]) -> dict[str, Parser]:
     p.add_argument("run", metavar="RUN", help="the run id")
     p.add_argument("--phase", metavar="PHASE", help="only artifacts of this phase")
     p.set_defaults(handler=_artifact_list)
-    return {"agent": agent, "artifact": artifact}
 
 
 def _agent_row(a: Any) -> tuple[Any, ...]:
@@ -71,7 +70,7 @@ def _agent_add(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runtrack
 
     agent = runtrack.add_agent(
-        ctx.conn(), args.run, name=args.name, agent_type=args.agent_type, status=args.status,
+        ctx.run_conn(args.run), args.run, name=args.name, agent_type=args.agent_type, status=args.status,
         dispatch_id=args.dispatch_id,
     )  # fmt: skip
     ctx.emit(agent.to_json(), agent.id)
@@ -81,7 +80,7 @@ def _agent_add(args: argparse.Namespace, ctx: Ctx) -> int:
 def _agent_list(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runtrack
 
-    agents = runtrack.list_agents(ctx.conn(), args.run)
+    agents = runtrack.list_agents(ctx.run_conn(args.run), args.run)
     ctx.emit([a.to_json() for a in agents], lambda: output.emit_table(map(_agent_row, agents), AGENT_HEADER))
     return 0
 
@@ -105,8 +104,8 @@ def _artifact_add(args: argparse.Namespace, ctx: Ctx) -> int:
 
     metadata = None if args.metadata is None else json_value(args.metadata, "metadata")
     artifact = runtrack.add_artifact(
-        ctx.conn(), args.run, path=args.path, phase=args.phase, kind=args.kind, verdict=args.verdict,
-        metadata=metadata,
+        ctx.run_conn(args.run), args.run, path=args.path, phase=args.phase, kind=args.kind,
+        verdict=args.verdict, metadata=metadata,
     )  # fmt: skip
     if artifact.content_hash is None:  # a typo in a file name would otherwise pass unnoticed
         clikit.say(
@@ -119,7 +118,7 @@ def _artifact_add(args: argparse.Namespace, ctx: Ctx) -> int:
 def _artifact_list(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runtrack
 
-    found = runtrack.list_artifacts(ctx.conn(), args.run, phase=args.phase)
+    found = runtrack.list_artifacts(ctx.run_conn(args.run), args.run, phase=args.phase)
     ctx.emit(
         [a.to_json() for a in found], lambda: output.emit_table(map(_artifact_row, found), ARTIFACT_HEADER)
     )
