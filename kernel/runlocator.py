@@ -20,6 +20,10 @@ import os
 from kernel import db as kdb
 from kernel.errors import KernelError, NotFound
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from kernel.model import Run
+
 PORTFOLIO_DB = os.path.join(kdb.DB_DIR, kdb.PORTFOLIO_DB_NAME)
 
 
@@ -49,39 +53,29 @@ def locate_run(run_id: str, db_flag: str | None, *, timeout: float, cwd: str | N
     skipped: str | None = None
     if os.path.isfile(portfolio) and run_id.isprintable():
         try:
-            if _holds_parent(portfolio, run_id, timeout):
-                return RunLocation(portfolio)
+            run = _find(portfolio, run_id, timeout)
         except KernelError as exc:
             skipped = exc.message
+        else:
+            if run is not None and run.is_portfolio_parent:
+                return RunLocation(portfolio)
     if skipped is None:
-        return RunLocation(str(kdb.resolve_db_path(None, start=workspace)))
+        return RunLocation(kdb.resolve_db_path(None, start=workspace))
     note = f" ({PORTFOLIO_DB} was skipped: {skipped})"
     try:
-        path = str(kdb.resolve_db_path(None, start=workspace))
-        if not _holds(path, run_id, timeout):
+        path = kdb.resolve_db_path(None, start=workspace)
+        if _find(path, run_id, timeout) is None:
             raise NotFound(f"no run {run_id!r} in {path}")
     except KernelError as exc:
         raise type(exc)(exc.message + note) from exc
     return RunLocation(path, skipped)
 
 
-def _holds_parent(path: str, run_id: str, timeout: float) -> bool:
+def _find(path: str, run_id: str, timeout: float) -> Run | None:
     from kernel import queries as q
 
     conn = kdb.open_db(path, timeout=timeout)
     try:
-        run = q.fetch_one(conn, q.RUN_BY_ID, run_id)
+        return q.fetch_one(conn, q.RUN_BY_ID, run_id)
     finally:
         conn.close()
-    return run is not None and run.is_portfolio_parent
-
-
-def _holds(path: str, run_id: str, timeout: float) -> bool:
-    from kernel import queries as q
-
-    conn = kdb.open_db(path, timeout=timeout)
-    try:
-        found = q.fetch_one(conn, q.RUN_EXISTS, run_id)
-    finally:
-        conn.close()
-    return bool(found)
