@@ -29,7 +29,7 @@ from kernel.terminal import one_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any, NoReturn
 
 # Exit codes of the contract that are not carried by a KernelError.
@@ -43,6 +43,39 @@ def usage_error(prog: str, message: str) -> UsageError:
     return UsageError(f"{where}{message} (see `{prog} --help`)")
 
 
+_columns: list[int] = []
+
+
+def terminal_columns() -> int:
+    """The terminal's width as `shutil.get_terminal_size` reports it (COLUMNS, else the terminal, else
+    80), without importing shutil, and asked once per process."""
+    if not _columns:
+        width = 0
+        try:
+            width = int(os.environ.get("COLUMNS", "0"))
+        except ValueError:
+            pass
+        if width <= 0:
+            try:
+                width = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+            except (AttributeError, ValueError, OSError):
+                width = 0
+        _columns.append(width if width > 0 else 80)
+    return _columns[0]
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help layout at the terminal's width. argparse builds a formatter on every
+    `add_argument`, and its own asks `shutil` for the width each time: importing shutil alone cost a
+    few milliseconds of every `ic` call (benchmarks/cli_latency.py --importtime)."""
+
+    def __init__(
+        self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None
+    ) -> None:
+        width = terminal_columns() - 2 if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with the contract: a usage error is a `UsageError` (exit 3, one line), not exit 2.
 
@@ -53,6 +86,7 @@ class Parser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
         self.set_defaults(command_prog=self.prog)
 
@@ -80,6 +114,52 @@ def add_subcommands(parser: Parser, title: str = "commands") -> Subcommands:
     subs.required = True
     subs.parent_epilog = parser.epilog
     return subs
+
+
+class Command:
+    """One subcommand of a group: its one-line help, the handler that runs it, the function declaring
+    its options, and, for a group of its own (`ic run agent`), its subcommands."""
+
+    __slots__ = ("commands", "description", "handler", "help", "options")
+
+    def __init__(
+        self,
+        help: str,
+        handler: Callable[..., int] | None = None,
+        options: Callable[[Parser], None] | None = None,
+        *,
+        description: str | None = None,
+        commands: Mapping[str, Command] | None = None,
+    ) -> None:
+        self.help = help
+        self.handler = handler
+        self.options = options
+        self.description = description
+        self.commands = commands
+
+
+def add_commands(
+    parser: Parser, commands: Mapping[str, Command], argv: Sequence[str], title: str = "commands"
+) -> None:
+    """The `<command>` word of `parser`, and the parser of each command in `commands`.
+
+    Only the command `argv` (the words after this group) names is built, with its options: building
+    every parser of the `run` group was most of `ic run phase`'s own start-up
+    (benchmarks/cli_latency.py). When argv names none (`--help`, a typo, nothing) all of them are
+    built, for the help and the usage error listing them.
+    """
+    subs = add_subcommands(parser, title)
+    word = argv[0] if argv else ""
+    chosen = [word] if word in commands else list(commands)
+    for name in chosen:
+        command = commands[name]
+        sub = subs.add_parser(name, help=command.help, description=command.description or command.help)
+        if command.handler is not None:
+            sub.set_defaults(handler=command.handler)
+        if command.options is not None:
+            command.options(sub)
+        if command.commands is not None:
+            add_commands(sub, command.commands, argv[1:] if name == word else ())
 
 
 def parse(parser: Parser, argv: Sequence[str]) -> argparse.Namespace:

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from contextlib import contextmanager
 
 from kernel import clock
 from kernel.errors import StorageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     StrPath = str | os.PathLike[str]
 
 DB_DIR = ".clavain"
@@ -208,20 +205,37 @@ def open_db(path: StrPath, *, timeout: float = DEFAULT_TIMEOUT, readonly: bool =
     return conn
 
 
-@contextmanager
-def write_tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One `BEGIN IMMEDIATE` transaction: all of its writes land, or none do."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
+class write_tx:
+    """One `BEGIN IMMEDIATE` transaction: all of its writes land, or none do.
+
+    A class rather than a `@contextmanager` generator: contextlib is kept off `ic`'s start-up path.
+    """
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if kind is None:
+            try:
+                self.conn.execute("COMMIT")
+                return
+            except BaseException:
+                self._roll_back()
+                raise
+        self._roll_back()
+
+    def _roll_back(self) -> None:
         # SQLite itself ends the transaction on some errors (disk full, I/O); a ROLLBACK then would
         # replace the real error with "no transaction is active". A failed COMMIT is rolled back,
         # so a long-lived connection is never left inside a dead transaction.
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
 
 
 def _has_tables(conn: sqlite3.Connection) -> bool:

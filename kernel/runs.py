@@ -13,28 +13,25 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from typing import Any, NamedTuple
 
 from kernel import clock, events
 from kernel import eventtypes as et
 from kernel import queries as q
 from kernel.db import write_tx
 from kernel.errors import NotFound, Refused, UsageError
-from kernel.model import Run
+from kernel.model import RowType, Run
 from kernel.phase import DEFAULT_CHAIN, Hop, next_hop, validate_chain, validate_complexity, walked_in
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from kernel.db import StrPath
 
 STATUSES = ("active", "completed", "cancelled", "failed")
 
 
-# Result types are NamedTuples, not dataclasses: `ic run advance` start-up is benchmarked, and each
-# dataclass costs about a millisecond to define at import.
-
-
-class AdvanceResult(NamedTuple):
+class AdvanceResult(RowType):
     run_id: str
     from_phase: str
     to_phase: str
@@ -43,7 +40,7 @@ class AdvanceResult(NamedTuple):
     gate_result: str  # "pass" | "fail" | "none" (not evaluated)
     gate_tier: str
     evidence: dict[str, Any]
-    overridden: bool = False
+    overridden: bool
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,16 +54,13 @@ class AdvanceResult(NamedTuple):
         }
 
 
-class RollbackResult(NamedTuple):
+class RollbackResult(RowType):
     run_id: str
     from_phase: str
     to_phase: str
     rolled_back: list[str]  # phases after the target up to the current one, in chain order
     status: str  # the run's status after the rollback (a completed run is reopened)
     dry_run: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self._asdict(), "rolled_back": list(self.rolled_back)}
 
 
 # -- reads ------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from kernel import __version__, clikit
@@ -12,7 +13,7 @@ from kernel.cli.common import Ctx
 from kernel.clikit import Parser
 
 
-def build(parser: Parser, name: str) -> None:
+def build(parser: Parser, name: str, argv: Sequence[str]) -> None:
     handlers = {"init": _init, "health": _health, "version": _version}
     if name == "init":
         parser.description = (

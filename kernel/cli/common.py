@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import sqlite3
 from collections.abc import Callable
-from typing import Any
 
 from kernel import db as kdb
 from kernel.cli import output
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 GLOBAL_OPTIONS_EPILOG = (
     "global options (before or after the command): --db=PATH, --json, --timeout=DUR, --verbose; "

@@ -10,7 +10,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# group name -> (module, one-line description). Each module defines `build(parser, name)`.
+# group name -> (module, one-line description). Each module defines `build(parser, name, argv)` (argv:
+# the words after the group's name, from which it may build only the subcommand they name).
 GROUPS: dict[str, tuple[str, str]] = {
     "init": ("kernel.cli.admin", "create .clavain/intercore.db here (or at --db) and migrate it"),
     "health": ("kernel.cli.admin", "check the database: schema, integrity, journal mode"),
@@ -109,7 +110,6 @@ def _split_globals(argv: Sequence[str]) -> tuple[dict[str, str | bool], list[str
 def run(argv: Sequence[str]) -> int:
     from kernel import clikit
     from kernel.cli.common import GLOBAL_OPTIONS_EPILOG, Ctx
-    from kernel.durations import parse_duration
     from kernel.errors import UsageError
 
     ctx = Ctx()
@@ -127,6 +127,8 @@ def run(argv: Sequence[str]) -> int:
         ctx.json = bool(found.get("json", False))
         ctx.verbose = bool(found.get("verbose", False))
         if "timeout" in found:
+            from kernel.durations import parse_duration
+
             ctx.timeout = parse_duration(str(found["timeout"]), flag="timeout")
         if not rest:
             raise UsageError("no command given; run `ic --help` for the list of commands")
@@ -138,7 +140,7 @@ def run(argv: Sequence[str]) -> int:
             raise UsageError(f"unknown command {name!r}; run `ic --help` for the list")
         module = importlib.import_module(GROUPS[name][0])
         parser = clikit.Parser(prog=f"ic {name}", description=GROUPS[name][1], epilog=GLOBAL_OPTIONS_EPILOG)
-        module.build(parser, name)
+        module.build(parser, name, rest[1:])
         args = clikit.parse(parser, rest[1:])
         code: int = args.handler(args, ctx)
         return code

@@ -8,16 +8,20 @@ lossless form.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from kernel.terminal import one_line, visible, visible_json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def dumps(obj: Any) -> str:
     """The one JSON encoding of every `--json` output (DESIGN 3.2)."""
+    import json  # here, not at the top: text output never needs it
+
     return json.dumps(obj, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 

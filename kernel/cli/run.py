@@ -16,14 +16,16 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
 
 from kernel.cli.common import Ctx
-from kernel.clikit import Parser, add_subcommands, bounded_int, json_value, non_negative_int, nullable
+from kernel.clikit import Command, Parser, add_commands, bounded_int, json_value, non_negative_int, nullable
 from kernel.errors import NotFound, UsageError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from kernel.model import Run
 
 # Default of `ic run set` options: "not given" must differ from "clear it" (`none`).
@@ -69,21 +71,18 @@ def gates_arg(args: argparse.Namespace) -> Any:
 # -- build ------------------------------------------------------------------------------------------
 
 
-def build(parser: Parser, name: str) -> None:
+def build(parser: Parser, name: str, argv: Sequence[str]) -> None:
     parser.description = "Runs: create, inspect and move through phases."
-    subs = add_subcommands(parser)
+    from kernel.cli import runtrack
 
-    def sub(
-        cmd: str, help_text: str, handler: Callable[[argparse.Namespace, Ctx], int], more: str = ""
-    ) -> Parser:
-        p = subs.add_parser(cmd, help=help_text, description=f"{help_text}{more}")
-        p.set_defaults(handler=handler)
-        return p
+    add_commands(parser, {**COMMANDS, **runtrack.COMMANDS}, argv)
 
-    def run_arg(p: Parser) -> None:
-        p.add_argument("run", metavar="RUN", help="the run id")
 
-    p = sub("create", "create a run at the first phase of its chain", _create)
+def _run_arg(p: Parser) -> None:
+    p.add_argument("run", metavar="RUN", help="the run id")
+
+
+def _create_options(p: Parser) -> None:
     p.add_argument("--goal", required=True, metavar="TEXT", help="what the run is for")
     p.add_argument("--project", metavar="DIR",
                    help="project directory (default: the current directory), stored absolute")  # fmt: skip
@@ -112,33 +111,31 @@ def build(parser: Parser, name: str) -> None:
     p.add_argument("--max-dispatches", type=_max_dispatches, metavar="N",
                    help="portfolio: hard limit on running dispatches of all children")  # fmt: skip
 
-    run_arg(sub("status", "show a run (a portfolio parent: with its children)", _status))
-    run_arg(sub("phase", "print a run's current phase", _phase))
 
-    p = sub("list", "list runs, newest first", _list)
+def _list_options(p: Parser) -> None:
     p.add_argument("--active", action="store_true", help="only active runs")
     p.add_argument("--scope", metavar="S", help="only runs with this scope id")
     p.add_argument("--portfolio", action="store_true", help="list portfolio runs (parents)")
 
-    p = sub("events", "list a run's events, oldest first", _events)
-    run_arg(p)
+
+def _events_options(p: Parser) -> None:
+    _run_arg(p)
     p.add_argument("--since", type=non_negative_int("since"), default=0, metavar="ID",
                    help="only events after this event id")  # fmt: skip
     p.add_argument("--limit", type=non_negative_int("limit"), metavar="N", help="at most N events")
 
-    p = sub("cancel", "cancel an active run", _cancel)
-    run_arg(p)
+
+def _cancel_options(p: Parser) -> None:
+    _run_arg(p)
     p.add_argument("--reason", metavar="TEXT", help="recorded on the cancel event")
 
-    p = sub(
-        "current", "the newest active run of a project (exit 1 when none)", _current,
-        ". The run's project directory must equal the absolute form of --project exactly: there is no "
-        "walking up, so from a subdirectory of the project pass --project=<project dir>.",
-    )  # fmt: skip
+
+def _current_options(p: Parser) -> None:
     p.add_argument("--project", metavar="DIR", help="project directory (default: the current directory)")
 
-    p = sub("set", "change a run's settings (one event lists old and new values)", _set)
-    run_arg(p)
+
+def _set_options(p: Parser) -> None:
+    _run_arg(p)
     p.add_argument("--goal", default=UNSET, metavar="TEXT")
     p.add_argument("--auto-advance", type=boolean("auto-advance"), nargs="?", const=True, default=UNSET,
                    metavar="BOOL", help="alone: true")  # fmt: skip
@@ -162,13 +159,15 @@ def build(parser: Parser, name: str) -> None:
     p.add_argument("--max-dispatches", type=_max_dispatches, default=UNSET, metavar="N|none",
                    help="portfolio runs only: a number, or none to clear")  # fmt: skip
 
-    p = sub("skip", "pre-skip a phase ahead of the run (advances pass over it)", _skip)
-    run_arg(p)
+
+def _skip_options(p: Parser) -> None:
+    _run_arg(p)
     p.add_argument("phase", metavar="PHASE", help="a phase ahead of the current one, not the terminal one")
     p.add_argument("--reason", required=True, metavar="TEXT", help="why it is skipped")
 
-    p = sub("advance", "move the run to its next phase through the gate", _advance)
-    run_arg(p)
+
+def _advance_options(p: Parser) -> None:
+    _run_arg(p)
     p.add_argument("--priority", type=non_negative_int("priority"), default=1, metavar="N",
                    help="gate tier: 0-1 hard (default 1), 2-3 soft, >= 4 none")  # fmt: skip
     p.add_argument("--disable-gates", action="store_true", help="evaluate no gate (tier none)")
@@ -177,27 +176,12 @@ def build(parser: Parser, name: str) -> None:
     p.add_argument("--expect-phase", metavar="PHASE",
                    help="refuse (exit 1) unless the run is still at this phase")  # fmt: skip
 
-    p = sub("rollback", "move the run back to an earlier phase (reopens a completed run)", _rollback)
-    run_arg(p)
+
+def _rollback_options(p: Parser) -> None:
+    _run_arg(p)
     p.add_argument("--to-phase", required=True, metavar="PHASE", help="an earlier phase of the chain")
     p.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
     p.add_argument("--reason", metavar="TEXT", help="recorded on the rollback event")
-
-    run_arg(sub(
-        "tokens", "token totals of a run's dispatches", _tokens,
-        ": input_tokens, output_tokens, cache_hits, total_tokens (input + output). For a portfolio "
-        "parent, the sum over its children's projects.",
-    ))  # fmt: skip
-    run_arg(sub(
-        "budget", "where a run stands against its token budget; exit 1 while used >= budget", _budget,
-        ". Level-triggered: exit 1 whenever the run has used at least its --token-budget, 0 otherwise "
-        "(also when it has no budget). Writes budget.warning/budget.exceeded events for thresholds "
-        "crossed and not yet announced.",
-    ))  # fmt: skip
-
-    from kernel.cli import runtrack
-
-    runtrack.build(subs)
 
 
 # -- output -----------------------------------------------------------------------------------------
@@ -424,3 +408,46 @@ def _run_or_not_found(conn: sqlite3.Connection, run_id: str) -> Run:
     if run is None:
         raise NotFound(f"no run {run_id!r} in this database; see `ic run list`")
     return run
+
+
+# -- the group --------------------------------------------------------------------------------------
+
+# Every subcommand of `ic run` (with `agent` and `artifact` from kernel/cli/runtrack.py): its help, the
+# handler that runs it, and the function declaring its options.
+COMMANDS: dict[str, Command] = {
+    "create": Command("create a run at the first phase of its chain", _create, _create_options),
+    "status": Command("show a run (a portfolio parent: with its children)", _status, _run_arg),
+    "phase": Command("print a run's current phase", _phase, _run_arg),
+    "list": Command("list runs, newest first", _list, _list_options),
+    "events": Command("list a run's events, oldest first", _events, _events_options),
+    "cancel": Command("cancel an active run", _cancel, _cancel_options),
+    "current": Command(
+        "the newest active run of a project (exit 1 when none)",
+        _current,
+        _current_options,
+        description="The newest active run of a project (exit 1 when none). The run's project directory "
+        "must equal the absolute form of --project exactly: there is no walking up, so from a "
+        "subdirectory of the project pass --project=<project dir>.",
+    ),
+    "set": Command("change a run's settings (one event lists old and new values)", _set, _set_options),
+    "skip": Command("pre-skip a phase ahead of the run (advances pass over it)", _skip, _skip_options),
+    "advance": Command("move the run to its next phase through the gate", _advance, _advance_options),
+    "rollback": Command(
+        "move the run back to an earlier phase (reopens a completed run)", _rollback, _rollback_options
+    ),
+    "tokens": Command(
+        "token totals of a run's dispatches",
+        _tokens,
+        _run_arg,
+        description="Token totals of a run's dispatches: input_tokens, output_tokens, cache_hits, "
+        "total_tokens (input + output). For a portfolio parent, the sum over its children's projects.",
+    ),
+    "budget": Command(
+        "where a run stands against its token budget; exit 1 while used >= budget",
+        _budget,
+        _run_arg,
+        description="Where a run stands against its token budget. Level-triggered: exit 1 whenever the "
+        "run has used at least its --token-budget, 0 otherwise (also when it has no budget). Writes "
+        "budget.warning/budget.exceeded events for thresholds crossed and not yet announced.",
+    ),
+}  # fmt: skip

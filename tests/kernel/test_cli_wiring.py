@@ -35,7 +35,7 @@ def test_the_global_flag_table_matches_the_options_subcommands_declare() -> None
     owned: dict[tuple[str, str], set[str]] = {}
     for group, (module_name, _) in main.GROUPS.items():
         parser = clikit.Parser(prog=f"ic {group}")
-        importlib.import_module(module_name).build(parser, group)
+        importlib.import_module(module_name).build(parser, group, ())  # no words: every subcommand
         assert not _options(parser) & set(main.GLOBAL_FLAGS) - {"-h", "--help"}, group
         for action in parser._actions:
             if not isinstance(action, argparse._SubParsersAction):
@@ -45,6 +45,34 @@ def test_the_global_flag_table_matches_the_options_subcommands_declare() -> None
                 if clash:
                     owned[(group, sub)] = clash
     assert owned == {key: set(flags) for key, flags in main.SUBCOMMAND_FLAGS.items()}
+
+
+def _built(parser: argparse.ArgumentParser) -> list[str]:
+    return sorted(
+        " ".join(leaf.prog.split()[1:]) for leaf in _leaves(parser) if leaf.get_default("handler") is not None
+    )
+
+
+def test_only_the_subcommand_named_is_built() -> None:
+    from kernel.cli import run
+
+    def built(*argv: str) -> list[str]:
+        parser = clikit.Parser(prog="ic run")
+        run.build(parser, "run", argv)
+        return _built(parser)
+
+    assert built("phase", "abc") == ["run phase"]
+    assert built("agent", "add", "abc", "--name=x") == ["run agent add"]
+    everything = built()
+    assert built("--help") == built("no-such-command") == everything
+    assert {
+        "run create",
+        "run phase",
+        "run tokens",
+        "run budget",
+        "run agent add",
+        "run artifact list",
+    } <= set(everything)
 
 
 def test_global_flags_anywhere_and_owned_flags_left_to_their_subcommand() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 import subprocess
@@ -18,7 +17,7 @@ from kernel.phase import DEFAULT_CHAIN
 from tests.conftest import Project, default_sigint, hold_lock, ic_executable, release
 from tests.kernel.test_db import waiting_on_a_lock
 
-RUN_KEYS = {f.name for f in dataclasses.fields(Run)}
+RUN_KEYS = set(Run.FIELDS)
 
 
 def create(project: Project, *args: str) -> str:
