@@ -6,7 +6,6 @@ The parser, the argument types and the error -> exit code mapping are shared wit
 
 from __future__ import annotations
 
-import argparse
 import sqlite3
 from collections.abc import Callable
 
@@ -21,9 +20,6 @@ GLOBAL_OPTIONS_EPILOG = (
     "global options (before or after the command): --db=PATH, --json, --timeout=DUR, --verbose; "
     "see `ic --help`"
 )
-
-
-Handler = Callable[[argparse.Namespace, "Ctx"], int]
 
 
 class Ctx:
