@@ -5,7 +5,8 @@
     bigend --demo                                    the TUI on a fresh, live demo workspace
     bigend demo [DIR] [--live] [--interval SECONDS]  build a demo workspace (and keep it changing)
 
-Exit codes as for `ic`: 0 ok, 1 expected negative, 2 unexpected (no readable root, I/O), 3 usage.
+Exit codes as for `ic`: 0 ok, 1 expected negative, 2 unexpected (no readable root, I/O), 3 usage;
+parsing and the error -> exit code mapping are the kernel's (`kernel.clikit`), shared with `ic`.
 The TUI (bigend.ui) is imported only when it is asked for: `--once` and `demo` never load Textual.
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import json
 import shutil
 import signal
@@ -23,27 +23,18 @@ import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from kernel.errors import KernelError, UsageError
+from kernel import clikit
+from kernel.clikit import Parser
+from kernel.errors import StorageError, UsageError
 
 PROG = "bigend"
 DEFAULT_DEMO_DIR = "bigend-demo"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with the kernel's convention: a usage error is one line and exit 3."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see `{self.prog} --help`)")
-
-
-def _main_parser() -> _Parser:
-    parser = _Parser(
+def _main_parser() -> Parser:
+    parser = Parser(
         prog=PROG,
         description="Mission control for the kernel projects under your roots.",
         epilog="`bigend demo --help` builds a demo workspace. Exit codes: 0 ok, 1 expected negative, "
@@ -57,11 +48,12 @@ def _main_parser() -> _Parser:
     parser.add_argument("--once", action="store_true", help="print the state once and exit (no TUI)")
     parser.add_argument("--json", action="store_true", help="with --once: the state as one JSON document")
     parser.add_argument("--demo", action="store_true", help="open the TUI on a fresh, live demo workspace")
+    parser.add_argument("--verbose", action="store_true", help="the traceback of an unexpected error")
     return parser
 
 
-def _demo_parser() -> _Parser:
-    parser = _Parser(
+def _demo_parser() -> Parser:
+    parser = Parser(
         prog=f"{PROG} demo",
         description="Build a realistic demo workspace (8 projects, a portfolio, blocked and failed work, "
         "one corrupt database) through the kernel API. Deterministic when IC_NOW and IC_ID_SEED are set.",
@@ -73,6 +65,7 @@ def _demo_parser() -> _Parser:
     parser.add_argument(
         "--interval", type=float, default=1.0, metavar="SECONDS", help="seconds between changes with --live"
     )
+    parser.add_argument("--verbose", action="store_true", help="the traceback of an unexpected error")
     return parser
 
 
@@ -137,24 +130,26 @@ def _print_summary(state: Any) -> None:
 
 
 def _summary_row(project: Any) -> list[Any]:
-    """One project's line of the summary; data goes in Text() so it is shown literally, never as markup."""
+    """One project's line of the summary. Data (names, errors) goes through `kernel.terminal.one_line`,
+    so no escape sequence reaches the terminal, and into Text(), so no markup in it is parsed."""
     from rich.text import Text
 
     from bigend.core.status import UnifiedStatus
+    from kernel.terminal import one_line
 
     active = sum(1 for r in project.runs if r.status == "active")
     blocked = sum(1 for r in project.runs if r.unified is UnifiedStatus.BLOCKED)
     live = sum(1 for d in project.dispatches if d.unified is not UnifiedStatus.DONE and d.ended_at is None)
     if project.error:
-        mark, note = Text("!", style="bold red"), Text(project.error, style="red")
+        mark, note = Text("!", style="bold red"), Text(one_line(project.error), style="red")
     elif not project.has_intercore and not project.portfolio:
-        markers = ", ".join(project.markers)
+        markers = one_line(", ".join(project.markers))
         mark, note = Text(" "), Text(f"no kernel database ({markers})", style="dim")
     else:
         mark, note = Text(" "), Text("portfolio" if project.portfolio else "")
     figures = (project.runs_total or len(project.runs), active, blocked, live)
     tokens = f"{project.tokens.input_tokens:,}/{project.tokens.output_tokens:,}"
-    return [mark, Text(project.name), *(Text(str(n)) for n in figures), Text(tokens), note]
+    return [mark, Text(one_line(project.name)), *(Text(str(n)) for n in figures), Text(tokens), note]
 
 
 def _run_once(args: argparse.Namespace) -> int:
@@ -164,8 +159,7 @@ def _run_once(args: argparse.Namespace) -> int:
     state = _snapshot(config)
     problem = _no_readable_root(state)
     if problem is not None:
-        sys.stderr.write(f"{PROG}: {problem}\n")
-        return 2
+        raise StorageError(problem)
     if args.json:
         sys.stdout.write(state_json(state) + "\n")
     else:
@@ -175,15 +169,9 @@ def _run_once(args: argparse.Namespace) -> int:
 
 # -- TUI --------------------------------------------------------------------------------------------
 def _run_app(config: Any, demo_dir: Path | None = None) -> int:
-    try:
-        app_module = importlib.import_module("bigend.ui.app")
-    except ImportError as exc:
-        raise KernelError(f"the TUI is not available ({exc}); `bigend --once` prints the state") from None
-    run_app = getattr(app_module, "run_app", None)
-    if run_app is None:
-        raise KernelError("the TUI is not available (bigend.ui.app has no run_app); use `bigend --once`")
-    code = run_app(config, demo_dir=demo_dir)
-    return int(code or 0)
+    from bigend.ui.app import run_app
+
+    return int(run_app(config, demo_dir=demo_dir) or 0)
 
 
 def _run_tui(args: argparse.Namespace) -> int:
@@ -241,10 +229,9 @@ def _exit_on_termination() -> Iterator[None]:
 
 
 # -- demo -------------------------------------------------------------------------------------------
-def _run_demo(argv: Sequence[str]) -> int:
+def _run_demo(args: argparse.Namespace) -> int:
     from bigend.demo import build_demo, is_demo_workspace, live_changes
 
-    args = _demo_parser().parse_args(list(argv))
     if args.interval <= 0:
         raise UsageError(f"demo: --interval must be > 0, got {args.interval:g}")
     root = Path(args.dir).absolute()
@@ -269,10 +256,14 @@ def _run_demo(argv: Sequence[str]) -> int:
 
 # -- entry ------------------------------------------------------------------------------------------
 def run(argv: Sequence[str]) -> int:
+    verbose = False
     try:
         if argv and argv[0] == "demo":
-            return _run_demo(argv[1:])
-        args = _main_parser().parse_args(list(argv))
+            demo_args = clikit.parse(_demo_parser(), argv[1:])
+            verbose = demo_args.verbose
+            return _run_demo(demo_args)
+        args = clikit.parse(_main_parser(), argv)
+        verbose = args.verbose
         if args.json and not args.once:
             raise UsageError("--json goes with --once (the TUI has no JSON output)")
         if args.demo:
@@ -280,25 +271,12 @@ def run(argv: Sequence[str]) -> int:
         if args.once:
             return _run_once(args)
         return _run_tui(args)
-    except KernelError as exc:
-        sys.stderr.write(f"{PROG}: {exc.message}\n")
-        return exc.exit_code
-    except SystemExit as exc:  # --help
-        return exc.code if isinstance(exc.code, int) else 0
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return 0
-    except Exception as exc:  # the contract is one line, never a traceback
-        sys.stderr.write(f"{PROG}: unexpected {type(exc).__name__}: {exc}\n")
-        return 2
+    except BaseException as exc:  # the contract: one line and the exit code, never a traceback
+        return clikit.report(PROG, exc, verbose=verbose)
 
 
 def main() -> None:
-    code = run(sys.argv[1:])
-    with contextlib.suppress(BrokenPipeError):
-        sys.stdout.flush()
-    sys.exit(code)
+    clikit.finish(run(sys.argv[1:]))
 
 
 if __name__ == "__main__":

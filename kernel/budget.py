@@ -26,6 +26,7 @@ from kernel import eventtypes as et
 from kernel import queries as q
 from kernel.db import write_tx
 from kernel.errors import NotFound
+from kernel.gates import ConditionResult, GateContext
 from kernel.model import Run, TokenTotals
 
 LEVEL_OK, LEVEL_WARNING, LEVEL_EXCEEDED = 0, 1, 2
@@ -53,22 +54,12 @@ class BudgetStatus:
         return asdict(self)
 
 
-def _portfolio_tokens(conn: sqlite3.Connection, run: Run) -> TokenTotals | None:
-    try:
-        from kernel.portfolio.budget import portfolio_tokens
-    except ModuleNotFoundError as exc:
-        if exc.name == "kernel.portfolio.budget":
-            return None
-        raise
-    return portfolio_tokens(conn, run).totals
-
-
 def tokens_of_run(conn: sqlite3.Connection, run: Run) -> TokenTotals:
     """The `ic run tokens` figures: the sum of the run's dispatches (children's, for a portfolio)."""
     if run.is_portfolio_parent:
-        found = _portfolio_tokens(conn, run)
-        if found is not None:
-            return found
+        from kernel.portfolio.budget import portfolio_tokens
+
+        return portfolio_tokens(conn, run).totals
     totals = q.fetch_one(conn, q.TOKENS_OF_SCOPE, run.id)
     assert totals is not None  # an aggregate always returns one row
     return totals
@@ -146,26 +137,13 @@ def check_budget(conn: sqlite3.Connection, run: Run) -> BudgetStatus:
         return _record_crossings(conn, run)
 
 
-def _register_gate_check() -> None:
-    try:
-        from kernel import gates
-    except ModuleNotFoundError as exc:
-        if exc.name == "kernel.gates":
-            return
-        raise
-
-    def budget_not_exceeded(ctx: gates.GateContext, params: dict[str, Any]) -> gates.ConditionResult:
-        """Passes while the run used less than its budget; `count` is the tokens used."""
-        status = budget_status(ctx.conn, ctx.run)
-        if status.token_budget is None:
-            return gates.ConditionResult("budget_not_exceeded", None, "pass", status.used, "no token budget")
-        ok = not status.exceeded
-        detail = f"used {status.used} of {status.token_budget} tokens"
-        return gates.ConditionResult(
-            "budget_not_exceeded", None, "pass" if ok else "fail", status.used, detail
-        )
-
-    gates.register_check("budget_not_exceeded", budget_not_exceeded)
-
-
-_register_gate_check()
+def check_budget_not_exceeded(ctx: GateContext, params: dict[str, Any]) -> ConditionResult:
+    """The `budget_not_exceeded` gate check: passes while the run used less than its budget; `count`
+    is the tokens used."""
+    status = budget_status(ctx.conn, ctx.run)
+    if status.token_budget is None:
+        return ConditionResult("budget_not_exceeded", None, "pass", status.used, "no token budget")
+    detail = f"used {status.used} of {status.token_budget} tokens"
+    return ConditionResult(
+        "budget_not_exceeded", None, "fail" if status.exceeded else "pass", status.used, detail
+    )

@@ -4,32 +4,35 @@ Every connection gets the same PRAGMAs, and every write goes through `write_tx`,
 transaction: concurrent writers queue on the busy timeout instead of failing half-way with
 "database is locked". Only `ic init` migrates; everything else refuses a database whose schema
 differs from the code's, so a stale binary can never scribble on a newer file.
+
+Paths are taken as `str` or any `os.PathLike` and returned as `str`: this module is on every `ic`
+call's start-up path, which does without pathlib (benchmarks/cli_latency.py).
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from urllib.parse import quote
 
 from kernel import clock
 from kernel.errors import StorageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    StrPath = str | os.PathLike[str]
 
 DB_DIR = ".clavain"
 DB_NAME = "intercore.db"
 PORTFOLIO_DB_NAME = "portfolio.db"
 DEFAULT_TIMEOUT = 5.0
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
 
 
-def _migration_files() -> list[tuple[int, Path]]:
+def _migration_files() -> list[tuple[int, str]]:
     found = []
     for name in os.listdir(MIGRATIONS_DIR):
         if name.endswith(".sql") and name[:3].isdigit():
-            found.append((int(name[:3]), MIGRATIONS_DIR / name))
+            found.append((int(name[:3]), os.path.join(MIGRATIONS_DIR, name)))
     return sorted(found)
 
 
@@ -39,53 +42,60 @@ def code_schema_version() -> int:
     return files[-1][0] if files else 0
 
 
-def find_db(start: Path | None = None, name: str = DB_NAME) -> Path | None:
+def find_db(start: StrPath | None = None, name: str = DB_NAME) -> str | None:
     """Walk up from `start` (default: cwd) to the first `.clavain/<name>`."""
-    here = (start or Path.cwd()).absolute()
-    for directory in (here, *here.parents):
-        candidate = directory / DB_DIR / name
-        if candidate.is_file():
+    directory = os.path.abspath(start if start is not None else os.getcwd())
+    while True:
+        candidate = os.path.join(directory, DB_DIR, name)
+        if os.path.isfile(candidate):
             return candidate
-    return None
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
 
 
-def resolve_db_path(db: str | None, start: Path | None = None) -> Path:
+def resolve_db_path(db: str | None, start: StrPath | None = None) -> str:
     """The database a command should use: `--db` if given, else the nearest one walking up."""
     if db:
-        return Path(db).absolute()
+        return os.path.abspath(db)
     found = find_db(start)
     if found is None:
+        where = os.path.abspath(start if start is not None else os.getcwd())
         raise StorageError(
-            f"no {DB_DIR}/{DB_NAME} found in {(start or Path.cwd()).absolute()} or its parents; "
-            "run `ic init` there or pass --db=PATH"
+            f"no {DB_DIR}/{DB_NAME} found in {where} or its parents; run `ic init` there or pass --db=PATH"
         )
     return found
 
 
-def _check_openable(path: Path) -> None:
-    if path.is_dir():
+def _check_openable(path: StrPath) -> None:
+    path = os.fspath(path)
+    if os.path.isdir(path):
         raise StorageError(f"{path} is a directory, not a database file; pass --db=PATH/TO/intercore.db")
-    if not path.parent.is_dir():
-        if path.parent.exists():
-            raise StorageError(f"{path.parent} is not a directory; fix --db")
-        raise StorageError(f"{path.parent} does not exist; run `ic init` or fix --db")
-    if not path.exists():
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        if os.path.exists(parent):
+            raise StorageError(f"{parent} is not a directory; fix --db")
+        raise StorageError(f"{parent} does not exist; run `ic init` or fix --db")
+    if not os.path.exists(path):
         raise StorageError(f"{path} does not exist; run `ic init` to create it")
     if not os.access(path, os.R_OK):
         raise StorageError(f"{path} is not readable; check its permissions")
 
 
-def unwritable_reason(path: Path) -> str | None:
+def unwritable_reason(path: StrPath) -> str | None:
     """Why SQLite may not be able to write `path` (a WAL database also creates -wal/-shm beside it)."""
-    directory = path.parent
-    if path.exists() and not os.access(path, os.W_OK):
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    if os.path.exists(path) and not os.access(path, os.W_OK):
         return "the database file is read-only"
-    if directory.is_dir() and not os.access(directory, os.W_OK):
-        return f"its directory {directory} is read-only (SQLite creates {path.name}-wal and -shm there)"
+    if os.path.isdir(directory) and not os.access(directory, os.W_OK):
+        name = os.path.basename(path)
+        return f"its directory {directory} is read-only (SQLite creates {name}-wal and -shm there)"
     return None
 
 
-def explain(exc: sqlite3.Error, path: Path | None, timeout: float = DEFAULT_TIMEOUT) -> StorageError:
+def explain(exc: sqlite3.Error, path: StrPath | None, timeout: float = DEFAULT_TIMEOUT) -> StorageError:
     """One line saying what went wrong with the database and what to do about it (exit 2)."""
     text = str(exc) or type(exc).__name__
     where = f"{path}: " if path is not None else "database error: "
@@ -99,7 +109,7 @@ def explain(exc: sqlite3.Error, path: Path | None, timeout: float = DEFAULT_TIME
     return StorageError(f"{where}{text}: {hint}" if hint else f"{where}{text}")
 
 
-def _hint(error: str, path: Path | None, timeout: float) -> str | None:
+def _hint(error: str, path: StrPath | None, timeout: float) -> str | None:
     if "locked" in error or "busy" in error:
         return f"another process held it longer than --timeout={timeout:g}s; retry or pass a longer --timeout"
     if "readonly" in error or "unable to open" in error:
@@ -114,24 +124,27 @@ def _hint(error: str, path: Path | None, timeout: float) -> str | None:
 
 # Every database file this process has connected to: when an SQLite error reaches the CLI without
 # saying which file it concerns, it can only be named if there was exactly one.
-_opened: set[Path] = set()
+_opened: set[str] = set()
 
 
-def only_database_opened() -> Path | None:
+def only_database_opened() -> str | None:
     """The database this process connected to, if it connected to exactly one."""
     return next(iter(_opened)) if len(_opened) == 1 else None
 
 
-def connect(path: Path, *, timeout: float = DEFAULT_TIMEOUT, readonly: bool = False) -> sqlite3.Connection:
+def connect(path: StrPath, *, timeout: float = DEFAULT_TIMEOUT, readonly: bool = False) -> sqlite3.Connection:
     """A raw connection with the kernel's PRAGMAs, no schema check (see `open_db`)."""
-    _opened.add(path)
+    path = os.fspath(path)
+    _opened.add(os.path.abspath(path))
     try:
         if readonly:
+            from urllib.parse import quote
+
             conn = sqlite3.connect(
-                f"file:{quote(str(path))}?mode=ro", uri=True, timeout=timeout, isolation_level=None
+                f"file:{quote(path)}?mode=ro", uri=True, timeout=timeout, isolation_level=None
             )
         else:
-            conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
+            conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
     except sqlite3.DatabaseError as exc:
         raise explain(exc, path, timeout) from None
     try:
@@ -148,7 +161,7 @@ def connect(path: Path, *, timeout: float = DEFAULT_TIMEOUT, readonly: bool = Fa
     return conn
 
 
-def read_schema_version(conn: sqlite3.Connection, path: Path) -> int:
+def read_schema_version(conn: sqlite3.Connection, path: StrPath) -> int:
     try:
         row = conn.execute("PRAGMA user_version").fetchone()
     except sqlite3.DatabaseError as exc:
@@ -160,14 +173,14 @@ def _busy_timeout(conn: sqlite3.Connection) -> float:
     return int(conn.execute("PRAGMA busy_timeout").fetchone()[0]) / 1000
 
 
-def _refuse_newer(path: Path, version: int, expected: int) -> None:
+def _refuse_newer(path: StrPath, version: int, expected: int) -> None:
     if version > expected:
         raise StorageError(
             f"{path}: schema v{version} is newer than this ic understands (v{expected}); upgrade ic"
         )
 
 
-def check_schema(conn: sqlite3.Connection, path: Path) -> int:
+def check_schema(conn: sqlite3.Connection, path: StrPath) -> int:
     """Refuse databases this code cannot speak to: uninitialised, older or newer schema."""
     version = read_schema_version(conn, path)
     expected = code_schema_version()
@@ -179,8 +192,9 @@ def check_schema(conn: sqlite3.Connection, path: Path) -> int:
     return version
 
 
-def open_db(path: Path, *, timeout: float = DEFAULT_TIMEOUT, readonly: bool = False) -> sqlite3.Connection:
+def open_db(path: StrPath, *, timeout: float = DEFAULT_TIMEOUT, readonly: bool = False) -> sqlite3.Connection:
     """Open an existing, current kernel database or raise a one-line StorageError."""
+    path = os.fspath(path)
     _check_openable(path)
     conn = connect(path, timeout=timeout, readonly=readonly)
     try:
@@ -191,20 +205,37 @@ def open_db(path: Path, *, timeout: float = DEFAULT_TIMEOUT, readonly: bool = Fa
     return conn
 
 
-@contextmanager
-def write_tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One `BEGIN IMMEDIATE` transaction: all of its writes land, or none do."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
+class write_tx:
+    """One `BEGIN IMMEDIATE` transaction: all of its writes land, or none do.
+
+    A class rather than a `@contextmanager` generator: contextlib is kept off `ic`'s start-up path.
+    """
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if kind is None:
+            try:
+                self.conn.execute("COMMIT")
+                return
+            except BaseException:
+                self._roll_back()
+                raise
+        self._roll_back()
+
+    def _roll_back(self) -> None:
         # SQLite itself ends the transaction on some errors (disk full, I/O); a ROLLBACK then would
         # replace the real error with "no transaction is active". A failed COMMIT is rolled back,
         # so a long-lived connection is never left inside a dead transaction.
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
 
 
 def _has_tables(conn: sqlite3.Connection) -> bool:
@@ -212,11 +243,11 @@ def _has_tables(conn: sqlite3.Connection) -> bool:
     return bool(row[0])
 
 
-def _backup(conn: sqlite3.Connection, path: Path, version: int) -> Path:
-    target = path.with_name(f"{path.name}.bak-v{version}-{clock.now()}")
+def _backup(conn: sqlite3.Connection, path: str, version: int) -> str:
+    target = f"{path}.bak-v{version}-{clock.now()}"
     try:
         os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600))
-        dest = sqlite3.connect(str(target))
+        dest = sqlite3.connect(target)
         try:
             conn.backup(dest)
         finally:
@@ -227,15 +258,16 @@ def _backup(conn: sqlite3.Connection, path: Path, version: int) -> Path:
     return target
 
 
-def _create_private(path: Path) -> None:
+def _create_private(path: str) -> None:
     """The database's directory (0700) and file (0600), unless they exist; racing inits both succeed."""
+    directory = os.path.dirname(path)
     try:
         try:
-            path.parent.mkdir(mode=0o700, parents=True)
-            os.chmod(path.parent, 0o700)  # mkdir's mode is filtered by the umask
+            os.makedirs(directory, mode=0o700)
+            os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
         except FileExistsError:
             pass
-        if not path.exists():
+        if not os.path.exists(path):
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             os.chmod(path, 0o600)
     except OSError as exc:
@@ -243,9 +275,10 @@ def _create_private(path: Path) -> None:
         raise StorageError(f"cannot create {path}: {reason}; pick a writable place or --db=PATH") from None
 
 
-def _migrate(conn: sqlite3.Connection, path: Path, number: int, sql_file: Path) -> None:
+def _migrate(conn: sqlite3.Connection, path: str, number: int, sql_file: str) -> None:
     """Apply one migration in one transaction; another process having applied it first is fine."""
-    script = sql_file.read_text()
+    with open(sql_file, encoding="utf-8") as handle:
+        script = handle.read()
     try:
         conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
     except sqlite3.Error as exc:
@@ -256,17 +289,18 @@ def _migrate(conn: sqlite3.Connection, path: Path, number: int, sql_file: Path) 
             return
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower():
             raise explain(exc, path, _busy_timeout(conn)) from None
-        raise StorageError(f"{path}: migration {sql_file.name} failed: {exc}") from None
+        raise StorageError(f"{path}: migration {os.path.basename(sql_file)} failed: {exc}") from None
 
 
-def init_db(path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, int, Path | None]:
+def init_db(path: StrPath, *, timeout: float = DEFAULT_TIMEOUT) -> tuple[int, int, str | None]:
     """Create (dir 0700, file 0600) and migrate a database to the code's schema.
 
     Returns (version before, version after, backup path or None). A non-empty database is backed up
     before its first migration step; each step is one transaction, so a failure leaves the last good
     version in place.
     """
-    if path.is_dir():
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
         raise StorageError(f"{path} is a directory, not a database file")
     _create_private(path)
     conn = connect(path, timeout=timeout)

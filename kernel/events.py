@@ -20,16 +20,19 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterable
 
 from kernel import clock
 from kernel import queries as q
 from kernel.db import write_tx
 from kernel.errors import NotFound, Refused, StorageError, UsageError
 from kernel.model import Event, EventCursor
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from kernel.db import StrPath
 
 # One row of the stream, in column order: (run_id, source, type, from_state, to_state, reason,
 # dispatch_id, payload as JSON text, timestamp).
@@ -168,43 +171,66 @@ def _lock_file_name(consumer: str) -> str:
     return "".join(ch if ch in safe else "".join(f"%{b:02X}" for b in ch.encode()) for ch in consumer)
 
 
-def consumer_lock_path(db_path: Path, consumer: str) -> Path:
+def consumer_lock_path(db_path: StrPath, consumer: str) -> str:
     """`.clavain/intercore.db.consumers/<name>.lock` beside the database's real path, so every process
     finds the same file however it reached the database (a symlink, a relative --db)."""
-    real = db_path.resolve()
-    return real.with_name(f"{real.name}.consumers") / f"{_lock_file_name(consumer)}.lock"
+    real = os.path.realpath(db_path)
+    return os.path.join(f"{real}.consumers", f"{_lock_file_name(consumer)}.lock")
 
 
-@contextmanager
-def hold_consumer(db_path: Path, consumer: str) -> Iterator[None]:
+class hold_consumer:
     """Be the only live process using `consumer` until the block ends; Refused (exit 1) if another is.
 
-    The holder's pid is written into the lock file so the refusal can name it.
+    The holder's pid is written into the lock file so the refusal can name it. `consumer=None` holds
+    nothing (a plain `tail`). A class rather than a `@contextmanager` generator: contextlib is kept off
+    `ic`'s start-up path (benchmarks/cli_latency.py).
     """
-    import fcntl  # only consumers need it: keep it off the plain `tail` path
 
-    check_label(consumer, "consumer name")
-    path = consumer_lock_path(db_path, consumer)
-    try:
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise StorageError(f"cannot lock consumer {consumer!r}: {path}: {exc.strerror}") from exc
-    try:
+    __slots__ = ("consumer", "db_path", "fd")
+
+    def __init__(self, db_path: StrPath, consumer: str | None) -> None:
+        self.db_path = db_path
+        self.consumer = consumer
+        self.fd: int | None = None
+
+    def __enter__(self) -> None:
+        consumer = self.consumer
+        if consumer is None:
+            return
+        import fcntl  # only consumers need it: keep it off the plain `tail` path
+
+        check_label(consumer, "consumer name")
+        path = consumer_lock_path(self.db_path, consumer)
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StorageError(f"cannot lock consumer {consumer!r}: {path}: {exc.strerror}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
             by = f" (pid {holder})" if holder.isdigit() else ""
             raise Refused(
                 f"consumer {consumer!r} is in use by another process{by}; stop it first, or use another "
                 "--consumer name"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # releases the lock
+            self.fd = None
 
 
 def get_cursor(conn: sqlite3.Connection, consumer: str) -> EventCursor:

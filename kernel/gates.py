@@ -2,18 +2,19 @@
 
 Rules are keyed by the phase being left. A run's own rules (`--gates`) replace the default table;
 on top of either, conditions that follow from what the run *is* are added automatically (budget
-enforcement, portfolio parent, portfolio child). Checks owned by other areas (budgets, portfolio)
-live in their modules and register themselves when imported; this module imports them lazily, only
-for runs that need them, and a missing one fails its condition instead of passing silently.
+enforcement, portfolio parent, portfolio child).
+
+`CHECKS` is the one table of every check a rule may name. Checks owned by other areas (budgets,
+portfolio) live in their modules; their entry here imports that module when the check is first
+needed, so plain runs never load the budget or portfolio code, and `preload_checks` does those imports
+before `advance` takes the write lock.
 """
 
 from __future__ import annotations
 
-import importlib
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from kernel import queries as q
@@ -21,11 +22,15 @@ from kernel.errors import UsageError
 from kernel.model import Run
 from kernel.phase import Hop
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from kernel.db import StrPath
+
 
 @dataclass(frozen=True, slots=True)
 class GateContext:
     conn: sqlite3.Connection
-    db_path: Path | None
+    db_path: StrPath | None
     run: Run
     from_phase: str
     to_phase: str
@@ -51,35 +56,10 @@ class ConditionResult:
 
 CheckFn = Callable[[GateContext, dict[str, Any]], ConditionResult]
 
-KNOWN_CHECKS: frozenset[str] = frozenset(
-    {
-        "artifact_exists",
-        "agents_complete",
-        "verdict_exists",
-        "budget_not_exceeded",
-        "children_at_phase",
-        "upstreams_at_phase",
-    }
-)
-
-# Checks implemented elsewhere: the module that registers each one at import.
-PLUGIN_MODULES: dict[str, str] = {
-    "budget_not_exceeded": "kernel.budget",
-    "children_at_phase": "kernel.portfolio.gates",
-    "upstreams_at_phase": "kernel.portfolio.gates",
-}
-
 # Keys a rule may carry besides "check"; each must be a string when present.
 RULE_PARAMS: frozenset[str] = frozenset({"phase", "kind"})
 
-_CHECKS: dict[str, CheckFn] = {}
-
 HARD, SOFT, NONE = "hard", "soft", "none"
-
-
-def register_check(name: str, fn: CheckFn) -> None:
-    """Make `name` evaluable; plugins call this at import time."""
-    _CHECKS[name] = fn
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +126,8 @@ def _normalize_rule(item: Any, where: str) -> dict[str, Any]:
     if not isinstance(rule, dict) or not isinstance(rule.get("check"), str):
         raise UsageError(f'gate rule {where} must be a check name or {{"check": NAME, ...}}, got {item!r}')
     name = rule["check"]
-    if name not in KNOWN_CHECKS and name not in _CHECKS:
-        known = ", ".join(sorted(KNOWN_CHECKS | set(_CHECKS)))
+    if name not in CHECKS:
+        known = ", ".join(sorted(CHECKS))
         raise UsageError(f"gate rule {where}: unknown check {name!r}; known checks: {known}")
     for key, value in rule.items():
         if key == "check":
@@ -204,40 +184,24 @@ def automatic_rules(run: Run, to_phase: str) -> list[dict[str, Any]]:
     return rules
 
 
-def _resolve(name: str) -> CheckFn | None:
-    """The check function, importing its plugin on first use; None when the plugin is absent."""
-    fn = _CHECKS.get(name)
-    if fn is not None:
-        return fn
-    module = PLUGIN_MODULES.get(name)
-    if module is None:
-        return None
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if missing == module or module.startswith(missing + "."):
-            return None
-        raise
-    return _CHECKS.get(name)
-
-
 def preload_checks(run: Run) -> None:
-    """Import the plugins the run's gates may need, so no import happens under the write lock."""
+    """Import the modules of the checks the run's gates may need, so no import happens under the
+    write lock."""
     names = {r["check"] for rules in rule_table(run).values() for r in rules}
     names |= {r["check"] for r in automatic_rules(run, run.phase)}
-    for name in names:
-        _resolve(name)
+    for name in names & CHECKS.keys():
+        CHECKS[name]()
 
 
 def evaluate_rule(ctx: GateContext, rule: Mapping[str, Any]) -> ConditionResult:
+    """Evaluate one rule. A name no check has (a rule stored before a check was renamed) fails."""
     name = str(rule["check"])
-    fn = _resolve(name)
-    if fn is None:
+    load = CHECKS.get(name)
+    if load is None:
         phase = rule.get("phase")
         target = phase if isinstance(phase, str) else None
-        return ConditionResult(name, target, "fail", 0, "check unavailable")
-    return fn(ctx, dict(rule))
+        return ConditionResult(name, target, "fail", 0, f"unknown check {name!r}")
+    return load()(ctx, dict(rule))
 
 
 def evaluate(
@@ -247,7 +211,7 @@ def evaluate(
     *,
     priority: int,
     disable_gates: bool,
-    db_path: Path | None = None,
+    db_path: StrPath | None = None,
 ) -> GateResult:
     """Evaluate the gate guarding `hop`. With tier "none" nothing is evaluated (and nothing fails)."""
     tier = tier_for(priority, disable_gates)
@@ -330,6 +294,33 @@ def check_verdict_exists(ctx: GateContext, rule: dict[str, Any]) -> ConditionRes
     return ConditionResult("verdict_exists", phase, "fail", passing, f"latest verdict: {latest}")
 
 
-register_check("artifact_exists", check_artifact_exists)
-register_check("agents_complete", check_agents_complete)
-register_check("verdict_exists", check_verdict_exists)
+# -- the checks -------------------------------------------------------------------------------------
+
+
+def _budget_not_exceeded() -> CheckFn:
+    from kernel.budget import check_budget_not_exceeded
+
+    return check_budget_not_exceeded
+
+
+def _children_at_phase() -> CheckFn:
+    from kernel.portfolio.gates import check_children_at_phase
+
+    return check_children_at_phase
+
+
+def _upstreams_at_phase() -> CheckFn:
+    from kernel.portfolio.gates import check_upstreams_at_phase
+
+    return check_upstreams_at_phase
+
+
+# Every check a gate rule may name -> its function (each entry returns it; see the module docstring).
+CHECKS: dict[str, Callable[[], CheckFn]] = {
+    "artifact_exists": lambda: check_artifact_exists,
+    "agents_complete": lambda: check_agents_complete,
+    "verdict_exists": lambda: check_verdict_exists,
+    "budget_not_exceeded": _budget_not_exceeded,
+    "children_at_phase": _children_at_phase,
+    "upstreams_at_phase": _upstreams_at_phase,
+}

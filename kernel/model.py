@@ -1,77 +1,177 @@
-"""Row types: one frozen dataclass per table, the single mapping between SQL rows and JSON.
+"""Row types: one frozen, slotted record per table, the single mapping between SQL rows and JSON.
 
 Both the sync reads (CLI) and `kernel.aio` (Bigend) build these from rows with `from_row`, and every
 `--json` output is `to_json()` of one of them, so the JSON Schemas in docs/contracts/ are generated
 from exactly these definitions.
 
-Every `ic` call imports this module, and `ic` start-up is benchmarked (DESIGN 6). The dataclass
-decorator compiles each method it writes separately, which for a dozen classes was most of the
-module's import time, so `RowType` supplies `__eq__`, `__hash__` and `__repr__` once for all of them
-(with the semantics dataclasses give, field by field) and the decorator writes only `__init__` and
-the frozen `__setattr__`/`__delattr__` (`eq=False, repr=False`).
+Why not `@dataclass(frozen=True, slots=True)`: every `ic` call imports this module, and `ic` start-up
+is benchmarked (DESIGN 6, benchmarks/cli_latency.py). Importing `dataclasses` (which imports `inspect`,
+`ast`, `dis`, `tokenize`...) and decorating the row classes cost more than all of the rest of `ic run
+phase` together, so `RowType` gives the row types what the decorator gave them, written once: fields
+from the class annotations (in order, a subclass's after its base's), an `__init__` taking them
+positionally or by keyword, `__slots__`, frozen instances (`FrozenRowError`, an AttributeError, on
+assignment or deletion), dataclass equality, hashing and repr, `__match_args__`, pickling and copying,
+and `to_json` (like `dataclasses.asdict`). Type checkers see them as frozen dataclasses
+(`dataclass_transform`), and pydantic reads them through an equivalent stdlib dataclass built on
+demand (`__get_pydantic_core_schema__`), so the contracts are the same. tests/kernel/test_model.py
+compares every row type with a stock frozen, slotted dataclass of the same fields.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
-from operator import attrgetter
-from typing import Any, ClassVar, Self
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any, ClassVar, Self, dataclass_transform
 
-JsonObject = dict[str, Any]
-Row = Sequence[Any] | Mapping[str, Any]
+    Row = Sequence[Any] | Mapping[str, Any]
+else:  # typing is not imported at run time (see above); the decorator only informs type checkers
 
-_FIELD_GETTERS: dict[type, Any] = {}
+    def dataclass_transform(**_: object) -> object:
+        return lambda cls: cls
+
+
+# A JSON object as decoded from a column (the value type is only a name at run time).
+JsonObject = dict[str, "Any"]
 
 
 def _json_or_none(value: str | None) -> Any:
+    import json
+
     return None if value is None else json.loads(value)
+
+
+def _json_list(value: str) -> Any:
+    import json
+
+    return json.loads(value)
 
 
 def _row_values(row: Any) -> tuple[Any, ...]:
     return tuple(row)
 
 
-def _field_values(obj: Any) -> Any:
-    """What dataclass equality compares: the instance's field values in declaration order."""
-    getter = _FIELD_GETTERS.get(type(obj))
-    if getter is None:
-        getter = _FIELD_GETTERS[type(obj)] = attrgetter(*(f.name for f in fields(obj)))
-    return getter(obj)
+class FrozenRowError(AttributeError):
+    """A row is read-only: raised on assigning or deleting one of its fields (as a frozen dataclass)."""
 
 
-class RowType:
-    """What every row type shares: dataclass equality, hashing and repr, `to_json`, `from_row`.
+class _RowMeta(type):
+    """Makes the annotated fields of a row class its `FIELDS`, `__slots__` and `__match_args__`."""
 
-    A row type derives from it and is declared `@dataclass(frozen=True, slots=True, eq=False,
-    repr=False)`; row types of other modules may do the same.
-    """
+    def __new__(mcls, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> _RowMeta:
+        own = tuple(
+            field
+            for field, kind in namespace.get("__annotations__", {}).items()
+            if not str(kind).startswith(("ClassVar", "typing.ClassVar"))
+        )
+        inherited = tuple(field for base in bases for field in getattr(base, "FIELDS", ()))
+        namespace["__slots__"] = own
+        namespace["FIELDS"] = inherited + own
+        namespace["__match_args__"] = inherited + own
+        return super().__new__(mcls, name, bases, namespace)
 
-    __slots__ = ()
+
+@dataclass_transform(frozen_default=True)
+class RowType(metaclass=_RowMeta):
+    """What every row type shares; a row type is a subclass with annotated fields (no defaults)."""
+
+    FIELDS: ClassVar[tuple[str, ...]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        fields = self.FIELDS
+        if len(args) > len(fields):
+            raise TypeError(f"{type(self).__name__}() takes {len(fields)} fields, got {len(args)} positional")
+        put = object.__setattr__
+        for field, value in zip(fields, args, strict=False):
+            put(self, field, value)
+        for field in fields[len(args) :]:
+            if field not in kwargs:
+                raise TypeError(f"{type(self).__name__}() missing field {field!r}")
+            put(self, field, kwargs.pop(field))
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}() got unknown or repeated fields: {', '.join(kwargs)}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenRowError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenRowError(f"cannot delete field {name!r}")
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, field) for field in self.FIELDS)
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        return bool(_field_values(self) == _field_values(other))
+        assert isinstance(other, RowType)
+        return self._values() == other._values()
 
     def __hash__(self) -> int:
-        return hash(_field_values(self))
+        return hash(self._values())
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))  # type: ignore[arg-type]
+        shown = ", ".join(f"{field}={getattr(self, field)!r}" for field in self.FIELDS)
         return f"{self.__class__.__qualname__}({shown})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, self._values())
 
     @classmethod
     def from_row(cls, row: Any) -> Self:
         """The row's columns in field order (types whose columns need decoding override this)."""
-        return cls(*_row_values(row))
+        obj = object.__new__(cls)
+        put = object.__setattr__
+        for field, value in zip(cls.FIELDS, row, strict=True):
+            put(obj, field, value)
+        return obj
 
     def to_json(self) -> JsonObject:
-        return asdict(self)  # type: ignore[call-overload, no-any-return]
+        """The fields as a dict of copies (nested rows as dicts), like `dataclasses.asdict`."""
+        return {field: _as_json(getattr(self, field)) for field in self.FIELDS}
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """Pydantic (the contracts generator, never the CLI) reads the row as the stdlib dataclass with
+        the same name, docstring and fields."""
+        return handler(_dataclass_twin(cls))
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
+def _as_json(value: Any) -> Any:
+    if isinstance(value, RowType):
+        return value.to_json()
+    if isinstance(value, dict):
+        return {key: _as_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_as_json(item) for item in value)
+    return value
+
+
+_TWINS: dict[type, type] = {}
+
+
+def _dataclass_twin(cls: type[RowType]) -> type:
+    twin = _TWINS.get(cls)
+    if twin is None:
+        import dataclasses
+        import typing
+
+        # Each class's own module resolves its annotations; typing's names (Any, ...), imported there
+        # for type checkers only, are supplied.
+        hints = typing.get_type_hints(cls, localns=vars(typing))
+        twin = dataclasses.make_dataclass(
+            cls.__name__,
+            [(field, hints[field]) for field in cls.FIELDS],
+            frozen=True,
+            namespace={
+                "__doc__": cls.__doc__,
+                "__module__": cls.__module__,
+                "__qualname__": cls.__qualname__,
+            },
+        )
+        _TWINS[cls] = twin
+    return twin
+
+
 class Run(RowType):
     id: str
     project_dir: str
@@ -107,7 +207,7 @@ class Run(RowType):
         return cls(
             id=v[0], project_dir=v[1], goal=v[2], status=v[3], phase=v[4], complexity=v[5],
             force_full=bool(v[6]), auto_advance=bool(v[7]), scope_id=v[8], metadata=_json_or_none(v[9]),
-            phases=json.loads(v[10]), token_budget=v[11], budget_warn_pct=v[12], budget_enforce=bool(v[13]),
+            phases=_json_list(v[10]), token_budget=v[11], budget_warn_pct=v[12], budget_enforce=bool(v[13]),
             max_agents=v[14], parent_run_id=v[15], max_dispatches=v[16], gate_rules=_json_or_none(v[17]),
             created_at=v[18], updated_at=v[19], completed_at=v[20],
         )  # fmt: skip
@@ -121,7 +221,6 @@ class Run(RowType):
         return self.project_dir == "" and self.parent_run_id is None
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class Event(RowType):
     """One entry of the unified stream (DESIGN 3.7); `payload` carries gate evidence, tokens, etc."""
 
@@ -149,7 +248,6 @@ class Event(RowType):
         )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class Dispatch(RowType):
     id: str
     scope_id: str | None
@@ -197,7 +295,6 @@ class Dispatch(RowType):
         return self.status in self.TERMINAL
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class RunAgent(RowType):
     id: str
     run_id: str
@@ -211,7 +308,6 @@ class RunAgent(RowType):
     COLUMNS: ClassVar[str] = "id, run_id, name, agent_type, status, dispatch_id, created_at, updated_at"
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class RunArtifact(RowType):
     id: str
     run_id: str
@@ -233,7 +329,6 @@ class RunArtifact(RowType):
         )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class ProjectDep(RowType):
     portfolio_id: str
     upstream: str
@@ -243,7 +338,6 @@ class ProjectDep(RowType):
     COLUMNS: ClassVar[str] = "portfolio_id, upstream, downstream, created_at"
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class EventCursor(RowType):
     consumer: str
     last_event_id: int
@@ -253,7 +347,6 @@ class EventCursor(RowType):
     COLUMNS: ClassVar[str] = "consumer, last_event_id, created_at, updated_at"
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class StateEntry(RowType):
     key: str
     scope: str
@@ -267,11 +360,10 @@ class StateEntry(RowType):
     @classmethod
     def from_row(cls, row: Any) -> StateEntry:
         v = _row_values(row)
-        return cls(key=v[0], scope=v[1], payload=json.loads(v[2]), expires_at=v[3], created_at=v[4],
+        return cls(key=v[0], scope=v[1], payload=_json_list(v[2]), expires_at=v[3], created_at=v[4],
                    updated_at=v[5])  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class Sentinel(RowType):
     name: str
     scope: str
@@ -280,7 +372,6 @@ class Sentinel(RowType):
     COLUMNS: ClassVar[str] = "name, scope, last_fired"
 
 
-@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class TokenTotals(RowType):
     """Sum of a run's (or project's) dispatch tokens: the `ic run tokens` JSON."""
 

@@ -6,11 +6,13 @@ an advance would take) and the property tests all agree on one definition of "ne
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from typing import Any, NamedTuple
-
 from kernel.errors import Refused, UsageError
-from kernel.model import Run
+from kernel.model import RowType, Run
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Collection, Sequence
+    from typing import Any
 
 DEFAULT_CHAIN: tuple[str, ...] = (
     "brainstorm",
@@ -33,19 +35,12 @@ MIN_COMPLEXITY = 1
 MAX_COMPLEXITY = 5
 
 
-class Hop(NamedTuple):
-    """One advance: leave `from_phase`, enter `to_phase`, passing over `skipped` (in chain order).
-
-    A NamedTuple rather than a dataclass: it is built on every `ic run advance`, whose start-up is
-    benchmarked, and a dataclass costs about a millisecond to define at import.
-    """
+class Hop(RowType):
+    """One advance: leave `from_phase`, enter `to_phase`, passing over `skipped` (in chain order)."""
 
     from_phase: str
     to_phase: str
     skipped: list[str]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"from_phase": self.from_phase, "to_phase": self.to_phase, "skipped": list(self.skipped)}
 
 
 def validate_chain(phases: Any) -> list[str]:

@@ -6,11 +6,6 @@ sqlite3 connection, and `kernel.aio` runs the very same objects on aiosqlite.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
-
 from kernel.model import (
     Dispatch,
     Event,
@@ -24,13 +19,36 @@ from kernel.model import (
     TokenTotals,
 )
 
-T = TypeVar("T")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Callable
+    from typing import Any, Generic, TypeVar
 
+    T = TypeVar("T")
 
-@dataclass(frozen=True, slots=True)
-class Query(Generic[T]):
-    sql: str
-    mapper: Callable[[Any], T]
+    class Query(Generic[T]):
+        """SQL and the mapper of its rows (the run-time class below; typing is not imported at run
+        time: this module is on `ic`'s start-up path, benchmarks/cli_latency.py)."""
+
+        sql: str
+        mapper: Callable[[Any], T]
+
+        def __init__(self, sql: str, mapper: Callable[[Any], T]) -> None: ...
+
+else:
+
+    class Query:
+        """SQL and the mapper of its rows."""
+
+        __slots__ = ("mapper", "sql")
+
+        def __init__(self, sql, mapper):
+            self.sql = sql
+            self.mapper = mapper
+
+        def __repr__(self):
+            return f"Query({self.sql!r})"
 
 
 def fetch_all(conn: sqlite3.Connection, query: Query[T], *params: Any) -> list[T]:
@@ -181,7 +199,7 @@ RELAY_EVENTS_OF_PORTFOLIO = Query(
 CHILD_PHASE_EVENTS_IN_WINDOW = Query(
     "SELECT id, type, from_state, to_state, reason, timestamp "
     "FROM events WHERE run_id = ? AND id > ? AND id <= ? AND source = 'phase' ORDER BY id",
-    ChildEvent._make,
+    ChildEvent.from_row,
 )
 # The highest event id ever handed out (survives deletions, unlike max(id)): the relay's read horizon.
 EVENTS_SEQUENCE = Query("SELECT seq FROM sqlite_sequence WHERE name = 'events'", _scalar_int)

@@ -13,25 +13,25 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from pathlib import Path
-from typing import Any, NamedTuple
 
 from kernel import clock, events
 from kernel import eventtypes as et
 from kernel import queries as q
 from kernel.db import write_tx
 from kernel.errors import NotFound, Refused, UsageError
-from kernel.model import Run
+from kernel.model import RowType, Run
 from kernel.phase import DEFAULT_CHAIN, Hop, next_hop, validate_chain, validate_complexity, walked_in
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from kernel.db import StrPath
 
 STATUSES = ("active", "completed", "cancelled", "failed")
 
 
-# Result types are NamedTuples, not dataclasses: `ic run advance` start-up is benchmarked, and each
-# dataclass costs about a millisecond to define at import.
-
-
-class AdvanceResult(NamedTuple):
+class AdvanceResult(RowType):
     run_id: str
     from_phase: str
     to_phase: str
@@ -40,7 +40,7 @@ class AdvanceResult(NamedTuple):
     gate_result: str  # "pass" | "fail" | "none" (not evaluated)
     gate_tier: str
     evidence: dict[str, Any]
-    overridden: bool = False
+    overridden: bool
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,16 +54,13 @@ class AdvanceResult(NamedTuple):
         }
 
 
-class RollbackResult(NamedTuple):
+class RollbackResult(RowType):
     run_id: str
     from_phase: str
     to_phase: str
     rolled_back: list[str]  # phases after the target up to the current one, in chain order
     status: str  # the run's status after the rollback (a completed run is reopened)
     dry_run: bool
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self._asdict(), "rolled_back": list(self.rolled_back)}
 
 
 # -- reads ------------------------------------------------------------------------------------------
@@ -261,7 +258,7 @@ def advance(
     disable_gates: bool = False,
     skip_reason: str | None = None,
     expect_phase: str | None = None,
-    db_path: Path | None = None,
+    db_path: StrPath | None = None,
 ) -> AdvanceResult:
     """Move the run one hop along its chain, in one transaction (DESIGN 3.3).
 
@@ -276,7 +273,7 @@ def advance(
 
 
 def override_gate(
-    conn: sqlite3.Connection, run_id: str, *, reason: str, db_path: Path | None = None
+    conn: sqlite3.Connection, run_id: str, *, reason: str, db_path: StrPath | None = None
 ) -> AdvanceResult:
     """Advance past the gate whatever it says, recording a `gate`/`override` event with the evidence.
 
@@ -298,7 +295,7 @@ def _advance(
     disable_gates: bool,
     skip_reason: str | None,
     expect_phase: str | None,
-    db_path: Path | None,
+    db_path: StrPath | None,
     override_reason: str | None,
 ) -> AdvanceResult:
     if priority < 0:
@@ -357,7 +354,7 @@ def _gated_move(
     priority: int,
     disable_gates: bool,
     gated: bool,
-    db_path: Path | None,
+    db_path: StrPath | None,
     reason: str | None,
     override_reason: str | None,
     now: int,

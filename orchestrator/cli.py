@@ -7,7 +7,8 @@ Exit codes: 0 every selected issue passed (or was passed before); 1 an expected 
 capped, over budget, blocked or held; nothing in the milestone; another orchestrator already running
 in the repository; config already exists); 2 unexpected trouble (git, kernel database, I/O, a
 runner's infrastructure failure); 3 usage (no or invalid config, bad issue files, unknown issue,
-dependency cycle); 130 interrupted.
+dependency cycle); 130 interrupted. Parsing and the error -> exit code mapping are the kernel's
+(`kernel.clikit`), shared with `ic` and `bigend`.
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.errors import OrchestratorError, UsageError
+from kernel import clikit
+from kernel.clikit import Parser, bounded_int
+from kernel.errors import NotFound, Refused, UsageError
+from orchestrator.errors import RunnerMissing
 
 if TYPE_CHECKING:
     from orchestrator.config import RunnerConfig
@@ -43,20 +47,12 @@ EXIT_CODES = (
 )
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line and exit 3, like `ic`."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see `{self.prog} --help`)")
-
-
 def build_parser() -> Parser:
     parser = Parser(
         prog=PROG,
         description="Run a milestone's issues through dev -> review -> fix in an opted-in repository.",
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
     )
     sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=Parser)
     init = sub.add_parser("init", help="write a commented orchestrator.toml at the repository root")
@@ -70,12 +66,18 @@ def build_parser() -> Parser:
     run.add_argument("--config", help="config file (default: orchestrator.toml/.json at the repository root)")
     run.add_argument("--repo", help="repository (default: the one containing the current directory)")
     run.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
-    run.add_argument("--jobs", type=int, help="issues worked on at once (overrides loop.jobs)")
+    run.add_argument(
+        "--jobs",
+        type=bounded_int("jobs", 1, 16),
+        help="issues worked on at once, 1..16 (overrides loop.jobs)",
+    )
     run.add_argument(
         "--retry", action="store_true", help="run again issues capped or failed in an earlier run"
     )
     run.add_argument("--quiet", action="store_true", help="do not stream the agents' output")
     run.add_argument("--json", action="store_true", help="print the plan or the summary as JSON on stdout")
+    for command in (init, run):
+        command.add_argument("--verbose", action="store_true", help="the traceback of an unexpected error")
     return parser
 
 
@@ -95,8 +97,7 @@ async def cmd_init(args: argparse.Namespace) -> int:
     other = repo / CONFIG_NAMES[1]
     if (target.exists() or other.exists()) and not args.force:
         existing = target if target.exists() else other
-        sys.stderr.write(f"{PROG}: {existing} already exists; edit it, or pass --force to overwrite\n")
-        return 1
+        raise Refused(f"{existing} already exists; edit it, or pass --force to overwrite")
     target.write_text(EXAMPLE, encoding="utf-8")
     sys.stdout.write(f"wrote {target}\n")
     return 0
@@ -113,7 +114,7 @@ def _wanted_issues(raw: list[str]) -> list[str]:
 
 
 def _note(text: str) -> None:
-    sys.stderr.write(f"{PROG}: note: {text}\n")
+    clikit.say(PROG, f"note: {text}")
 
 
 async def _warn_uncommitted(repo: Path, head: str | None) -> None:
@@ -144,11 +145,11 @@ def _anchor_program(repo: Path, runner: RunnerConfig) -> RunnerConfig:
         runner = runner.model_copy(update={key: [program, *argv[1:]]})
     found = Path(program).is_file() if "/" in program else shutil.which(program)
     if not found:
-        raise OrchestratorError(
+        raise RunnerMissing(
             f"runner program {argv[0]!r} not found; install it or set runner.{key} in the config"
         )
     if "/" in program and not os.access(program, os.X_OK):
-        raise OrchestratorError(
+        raise RunnerMissing(
             f"runner program {argv[0]!r} is not executable; chmod +x it, or name its interpreter first "
             f'(runner.{key} = ["python3", "{argv[0]}", ...])'
         )
@@ -166,17 +167,14 @@ async def cmd_run(args: argparse.Namespace) -> int:
     explicit = Path(args.config).absolute() if args.config else None
     config, config_path = load_config(repo, explicit)
     if args.jobs is not None:
-        if not 1 <= args.jobs <= 16:
-            raise UsageError(f"--jobs must be 1..16, got {args.jobs}")
         config = config.model_copy(update={"loop": config.loop.model_copy(update={"jobs": args.jobs})})
     found = issues.load_issues(repo, config.issues)
     selected = issues.select(found, milestone=args.milestone, only=_wanted_issues(args.issue) or None)
     if not selected:
-        sys.stderr.write(
-            f"{PROG}: no issue has {config.issues.milestone_field}: {args.milestone} "
-            f"({len(found)} issue file(s) matched {', '.join(config.issues.globs)})\n"
+        raise NotFound(
+            f"no issue has {config.issues.milestone_field}: {args.milestone} "
+            f"({len(found)} issue file(s) matched {', '.join(config.issues.globs)})"
         )
-        return 1
     plan = dag.plan(selected, order=config.issues.order)
     if args.dry_run:
         return await _dry_run(repo, config_path, args, plan, config.worktrees.branch_prefix)
@@ -197,8 +195,8 @@ async def _dry_run(
 
 
 def _print_plan(repo: Path, config_path: Path, args: argparse.Namespace, plan: list[Any], prefix: str) -> int:
+    from kernel.terminal import one_line
     from orchestrator.kernel_bridge import KernelBridge
-    from orchestrator.status import one_line
 
     bridge = KernelBridge.open_readonly(repo)
     known = bridge.runs_by_issue() if bridge is not None else {}
@@ -238,10 +236,8 @@ def _print_plan(repo: Path, config_path: Path, args: argparse.Namespace, plan: l
         waits = ",".join(row["waits_for"]) or "-"
         if row["external"]:
             waits += f" (outside: {','.join(row['external'])})"
-        title = one_line(row["title"])
-        sys.stdout.write(
-            f"{row['order']}\t{row['issue']}\t{title}\t{waits}\t{row['state']}\t{row['branch']}\n"
-        )
+        cells = (row["order"], row["issue"], row["title"], waits, row["state"], row["branch"])
+        sys.stdout.write("\t".join(one_line(str(cell)) for cell in cells) + "\n")
     return 0
 
 
@@ -355,7 +351,8 @@ def _summary(
 
 
 def _print_summary(console: Console, repo: Path, reports: list[Any], summary_path: Path) -> None:
-    from orchestrator.status import GLYPHS, format_elapsed, one_line
+    from kernel.terminal import one_line
+    from orchestrator.status import GLYPHS, format_elapsed
 
     table = Table(
         title="orchestrator summary",
@@ -369,19 +366,19 @@ def _print_summary(console: Console, repo: Path, reports: list[Any], summary_pat
     table.add_column("reason", ratio=1, overflow="fold")
     for r in reports:
         glyph, color = GLYPHS.get(str(r.outcome), ("?", "magenta"))
-        reason = one_line(r.reason)
+        reason = r.reason
         if r.worktree:
             kept = Path(r.worktree)
             reason += f"; worktree kept: {kept.relative_to(repo) if kept.is_relative_to(repo) else kept}"
         table.add_row(
             Text(glyph, style=color),
-            Text(r.issue_id),
+            Text(one_line(r.issue_id)),
             Text(str(r.outcome), style=color),
             Text(str(r.fix_cycles)),
             Text(f"{r.input_tokens:,}/{r.output_tokens:,}"),
             Text(format_elapsed(r.duration_s)),
-            Text(r.branch or "-"),
-            Text(reason),
+            Text(one_line(r.branch or "-")),
+            Text(one_line(reason)),
         )
     console.print(table)
     console.print(Text(f"summary: {summary_path}"))
@@ -393,33 +390,21 @@ def _print_summary(console: Console, repo: Path, reports: list[Any], summary_pat
 def run(argv: Sequence[str]) -> int:
     parser = build_parser()
     saved = {sig: signal.getsignal(sig) for sig in Interrupts.SIGNALS}
+    verbose = False
     try:
-        args = parser.parse_args(list(argv))
+        args = clikit.parse(parser, argv)
         if args.command is None:
             sys.stdout.write(parser.format_help())
             return 3
+        verbose = args.verbose
         handler = cmd_init if args.command == "init" else cmd_run
         return asyncio.run(handler(args))
-    except OrchestratorError as exc:
-        sys.stderr.write(f"{PROG}: {exc.message}\n")
-        return exc.exit_code
-    except SystemExit as exc:  # --help
-        return exc.code if isinstance(exc.code, int) else 0
-    except KeyboardInterrupt:
-        sys.stderr.write(f"{PROG}: interrupted\n")
-        return 130
-    except Exception as exc:  # the contract is one line, never a traceback
-        sys.stderr.write(f"{PROG}: unexpected {type(exc).__name__}: {exc}\n")
-        return 2
+    except BaseException as exc:  # the contract: one line and the exit code, never a traceback
+        return clikit.report(PROG, exc, verbose=verbose)
     finally:
         for sig, previous in saved.items():
             signal.signal(sig, previous)
 
 
 def main() -> None:
-    code = run(sys.argv[1:])
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        pass
-    sys.exit(code)
+    clikit.finish(run(sys.argv[1:]))

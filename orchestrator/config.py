@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from kernel.durations import parse_duration
-from kernel.errors import UsageError as KernelUsageError
-from orchestrator.errors import ConfigMissing, UsageError
+from kernel.errors import UsageError
+from orchestrator.errors import ConfigMissing
 
 CONFIG_NAMES = ("orchestrator.toml", "orchestrator.json")
 
@@ -25,7 +25,7 @@ def _duration(value: Any) -> Any:
     if isinstance(value, str):
         try:
             return parse_duration(value)
-        except KernelUsageError:
+        except UsageError:
             raise ValueError(f"{value!r} is not a duration; use e.g. 90, 30s, 5m, 2h") from None
     return value
 

@@ -1,38 +1,18 @@
-"""Orchestrator errors carry their exit code, like the kernel's, so the CLI never has to guess.
+"""The orchestrator's own kinds of error, in the kernel's one hierarchy (`kernel.errors`).
 
-Exit codes: 0 every selected issue passed, 1 an expected negative (an issue capped or blocked,
-another orchestrator running in the repository), 2 unexpected trouble (git, database, I/O, a
-runner's infrastructure failure), 3 usage (no or bad config, bad issue files, unknown issue,
-dependency cycle).
+Every error carries its exit code (0 every selected issue passed, 1 expected negative, 2 unexpected
+trouble, 3 usage) and `kernel.clikit` turns it into the one-line message and exit status, as for
+`ic` and `bigend`. Usage errors of the orchestrator are plain `kernel.errors.UsageError`s; what is
+here adds data or a name the loop and the tests tell apart.
 """
 
 from __future__ import annotations
 
-
-class OrchestratorError(Exception):
-    """A one-line message plus the exit code the CLI reports."""
-
-    exit_code = 2
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class UsageError(OrchestratorError):
-    """The operator's input is wrong: flags, config, issue files, cycles."""
-
-    exit_code = 3
+from kernel.errors import KernelError, UsageError
 
 
 class ConfigMissing(UsageError):
-    """No orchestrator.toml/.json at the repository root: the repository has not opted in."""
-
-
-class GitError(OrchestratorError):
-    """A git command failed; the message carries git's own first line of complaint."""
-
-    exit_code = 2
+    """No orchestrator.toml/.json at the repository root: the repository has not opted in (exit 3)."""
 
 
 class CycleError(UsageError):
@@ -41,3 +21,11 @@ class CycleError(UsageError):
     def __init__(self, members: list[str]) -> None:
         super().__init__(f"dependency cycle between issues: {', '.join(members)}")
         self.members = members
+
+
+class GitError(KernelError):
+    """A git command failed; the message carries git's own first line of complaint (exit 2)."""
+
+
+class RunnerMissing(KernelError):
+    """The configured runner program is not there or not executable (exit 2)."""

@@ -6,7 +6,8 @@ import asyncio
 import os
 from pathlib import Path
 
-from orchestrator.errors import GitError, UsageError
+from kernel.errors import UsageError
+from orchestrator.errors import GitError
 
 NO_OPTIONAL_LOCKS = {"GIT_OPTIONAL_LOCKS": "0"}  # `status` must not take the index lock to refresh it
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
+from kernel.errors import UsageError
 from orchestrator.config import IssuesConfig
-from orchestrator.errors import UsageError
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _FENCE = re.compile(r"^(---|\.\.\.)[ \t]*$")

@@ -27,14 +27,13 @@ from kernel import queries as q
 from kernel.dispatch.agents.usage import TokenUsage
 from kernel.errors import KernelError
 from kernel.model import Dispatch, Run
-from orchestrator.errors import OrchestratorError
 
 CHAIN = ["dev", "review", "fix", "done"]
 SOURCE = "orchestrator"
 PHASE_RANK = {"dev": 0, "fix": 0, "review": 1}
 
 
-class KernelTrouble(OrchestratorError):
+class KernelTrouble(KernelError):
     """The kernel refused or failed a write the loop depends on (exit 2)."""
 
 

@@ -21,10 +21,11 @@ from typing import Any
 
 from kernel.dispatch import procs
 from kernel.dispatch.agents.output import AgentResult
+from kernel.errors import KernelError
 from kernel.model import Run
+from kernel.terminal import one_line
 from orchestrator.config import Config
 from orchestrator.dag import PlanEntry
-from orchestrator.errors import OrchestratorError
 from orchestrator.issues import Issue
 from orchestrator.kernel_bridge import KernelBridge, Step, dispatch_name
 from orchestrator.logs import AttemptPaths, LogLayout, write_json
@@ -32,7 +33,7 @@ from orchestrator.prompts import render
 from orchestrator.review import ReviewMissing, ReviewResult, parse_review
 from orchestrator.runners import Runner
 from orchestrator.runners.base import Invocation, ProcessResult, run_process
-from orchestrator.status import StatusBoard, one_line
+from orchestrator.status import StatusBoard
 from orchestrator.worktrees import Worktree, Worktrees, ensure_ignored
 
 
@@ -244,7 +245,7 @@ class Orchestrator:
             report.outcome, report.reason = Outcome.INTERRUPTED, "interrupted; the next run resumes it"
             report.worktree = str(work.wt.path) if work else None
         except Exception as exc:  # git, kernel, I/O, or a bug: this issue fails, the others go on
-            if isinstance(exc, OrchestratorError):
+            if isinstance(exc, KernelError):
                 message = exc.message
             elif isinstance(exc, OSError):
                 message = f"{exc.strerror or exc}: {exc.filename}"
@@ -269,7 +270,7 @@ class Orchestrator:
         if work is None:
             return
         work.report.worktree = str(work.wt.path)
-        with contextlib.suppress(OrchestratorError):
+        with contextlib.suppress(KernelError):
             if self.bridge.get(work.run.id).status == "active":
                 self.bridge.fail(work.run.id, f"{stop.outcome}: {stop.reason}")
 

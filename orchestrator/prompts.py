@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from string import Template
 
+from kernel.errors import UsageError
 from orchestrator.config import PromptsConfig
-from orchestrator.errors import UsageError
 
 DEV = """\
 You are implementing issue $issue_id: $title

@@ -20,15 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kernel.dispatch import procs
-from orchestrator.errors import OrchestratorError
+from kernel.errors import Refused
 
 LOCK_NAME = "orchestrator-run.lock"
 
 
-class RepositoryBusy(OrchestratorError):
+class RepositoryBusy(Refused):
     """Another orchestrator is running in this repository (exit 1: an expected negative)."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True)

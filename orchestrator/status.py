@@ -2,12 +2,12 @@
 
 On a terminal a rich `Live` region keeps a line per issue (issue, phase, cycle, elapsed, tokens)
 below the scrolling agent output; elsewhere (a pipe, CI) the same information is printed as plain
-lines. Agent text is shown literally: control characters are stripped and nothing is read as markup.
+lines. Agent text is shown literally: it goes through `kernel.terminal` (control characters and
+direction overrides as visible escapes, never obeyed) and into `Text`, so nothing is read as markup.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from types import TracebackType
@@ -17,7 +17,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|[\x00-\x08\x0b-\x1f\x7f]")
+from kernel.terminal import one_line, visible
+
 MAX_SHOWN = 400
 
 GLYPHS = {
@@ -32,16 +33,6 @@ GLYPHS = {
     "failed": ("✗", "red"),
     "interrupted": ("✗", "red"),
 }
-
-
-def clean(text: str) -> str:
-    """Agent text made safe for a terminal: no escape sequences, no control characters."""
-    return _CONTROL.sub("", text).replace("\t", "    ")
-
-
-def one_line(text: str) -> str:
-    """Untrusted text for one table cell or one log line: clean, and line breaks folded to spaces."""
-    return " ".join(clean(text).split())
 
 
 def format_tokens(input_tokens: int, output_tokens: int) -> str:
@@ -123,28 +114,31 @@ class StatusBoard:
         if not self.show_output:
             return
         for raw in text.splitlines() or [""]:
-            shown = clean(raw)
+            shown = visible(raw)
             if len(shown) > MAX_SHOWN:
                 shown = shown[:MAX_SHOWN] + " …"
             if shown.strip():
-                self.console.print(Text(f"[{issue_id}] ", style="dim") + Text(shown), soft_wrap=True)
+                prefix = Text(f"[{one_line(issue_id)}] ", style="dim")
+                self.console.print(prefix + Text(shown), soft_wrap=True)
 
     def note(self, issue_id: str, text: str) -> None:
         """An orchestrator message about an issue (commit made, verdict, worktree adopted...)."""
         self._plain(issue_id, text)
 
     def _plain(self, issue_id: str, text: str) -> None:
-        self.console.print(Text(f"[{issue_id}] ", style="bold") + Text(clean(text)), soft_wrap=True)
+        prefix = Text(f"[{one_line(issue_id)}] ", style="bold")
+        self.console.print(prefix + Text(one_line(text)), soft_wrap=True)
 
     def _render(self) -> RenderableType:
         grid = Table.grid(padding=(0, 2))
         for line in self.lines.values():
             glyph, color = GLYPHS.get(line.state, ("?", "magenta"))
+            title = one_line(line.title)
             grid.add_row(
                 Text(glyph, style=color),
-                Text(line.issue_id, style="bold"),
-                Text(line.title[:40] + ("…" if len(line.title) > 40 else "")),
-                Text(line.phase if line.state == "running" else line.state),
+                Text(one_line(line.issue_id), style="bold"),
+                Text(title[:40] + ("…" if len(title) > 40 else "")),
+                Text(one_line(line.phase if line.state == "running" else line.state)),
                 Text(f"cycle {line.cycle}/{self.max_cycles}"),
                 Text(format_elapsed(line.elapsed())),
                 Text(format_tokens(line.input_tokens, line.output_tokens)),

@@ -17,8 +17,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from kernel.errors import UsageError
 from orchestrator.config import WorktreesConfig
-from orchestrator.errors import GitError, UsageError
+from orchestrator.errors import GitError
 from orchestrator.git import NO_OPTIONAL_LOCKS, git, git_failure, git_ok, run_git
 
 _FALLBACK_IDENTITY = {

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from kernel import __version__
+from kernel import __version__, clikit
 from kernel import db as kdb
-from kernel.cli import output
-from kernel.cli.common import Ctx, Parser
+from kernel.cli.common import Ctx
+from kernel.clikit import Parser
 
 
-def build(parser: Parser, name: str) -> None:
+def build(parser: Parser, name: str, argv: Sequence[str]) -> None:
     handlers = {"init": _init, "health": _health, "version": _version}
     if name == "init":
         parser.description = (
@@ -55,10 +55,10 @@ def _health(args: argparse.Namespace, ctx: Ctx) -> int:
     }
     ctx.emit(result)
     if problems:
-        first = output.one_line(problems[0])
-        sys.stderr.write(
-            f"ic: {path}: integrity check failed ({first}); restore an intercore.db.bak-* copy or "
-            "move the file aside and run `ic init`\n"
+        clikit.say(
+            "ic",
+            f"{path}: integrity check failed ({problems[0]}); restore an intercore.db.bak-* copy or "
+            "move the file aside and run `ic init`",
         )
         return 2
     return 0

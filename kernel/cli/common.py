@@ -1,48 +1,25 @@
-"""Shared CLI plumbing: the argument parser that exits 3, global options, and the command context."""
+"""What every `ic` command handler gets: the context (global options, the connection) and how to emit.
+
+The parser, the argument types and the error -> exit code mapping are shared with `bigend` and
+`orchestrator` and live in `kernel.clikit`.
+"""
 
 from __future__ import annotations
 
-import argparse
-import json
 import sqlite3
-import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, NoReturn
 
 from kernel import db as kdb
 from kernel.cli import output
-from kernel.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 GLOBAL_OPTIONS_EPILOG = (
     "global options (before or after the command): --db=PATH, --json, --timeout=DUR, --verbose; "
     "see `ic --help`"
 )
-
-
-def usage_error(prog: str, message: str) -> UsageError:
-    """A usage error naming the command it concerns and where its help is (main prefixes "ic: ")."""
-    return UsageError(f"{prog.removeprefix('ic ')}: {message} (see `{prog} --help`)")
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is exit 3 with one line (DESIGN 3.2), not argparse's exit 2.
-
-    Each parser records its prog as the `command_prog` default: after parsing, the deepest
-    subcommand's wins, so main can name it when arguments are left over.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        kwargs.setdefault("epilog", GLOBAL_OPTIONS_EPILOG)
-        super().__init__(*args, **kwargs)
-        self.set_defaults(command_prog=self.prog)
-
-    def error(self, message: str) -> NoReturn:
-        raise usage_error(self.prog, message)
-
-
-Handler = Callable[[argparse.Namespace, "Ctx"], int]
 
 
 class Ctx:
@@ -66,13 +43,25 @@ class Ctx:
         self.verbose = verbose
         self._conn: sqlite3.Connection | None = None
 
-    def db_path(self) -> Path:
+    def db_path(self) -> str:
         return kdb.resolve_db_path(self.db)
 
     def conn(self) -> sqlite3.Connection:
         if self._conn is None:
             self._conn = kdb.open_db(self.db_path(), timeout=self.timeout)
         return self._conn
+
+    def run_conn(self, run_id: str) -> sqlite3.Connection:
+        """The connection to the database that holds `run_id`: its project's, or the workspace's
+        portfolio database for a portfolio parent (`kernel.runlocator` decides; `--db` always wins).
+
+        Called by every command that takes a run id, before anything else opened a database.
+        """
+        from kernel.runlocator import locate_run
+
+        assert self._conn is None, "run_conn() chooses the database; call it before conn()"
+        self.db = locate_run(run_id, self.db, timeout=self.timeout).path
+        return self.conn()
 
     def close(self) -> None:
         if self._conn is not None:
@@ -102,63 +91,6 @@ class Ctx:
 
     def log(self, message: str) -> None:
         if self.verbose:
-            sys.stderr.write(f"ic: {message}\n")
+            from kernel.clikit import say
 
-
-def parse_json_arg(text: str, flag: str) -> Any:
-    """The flag's JSON value; NaN, Infinity and overflowing numbers are refused: every output is JSON
-    that strict parsers accept, and such a value would be stored and printed back as is."""
-    try:
-        return json.loads(text, parse_constant=_non_finite, parse_float=_finite_float)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"--{flag} is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    except ValueError as exc:
-        raise UsageError(f"--{flag} is not valid JSON: {exc}") from None
-
-
-def _non_finite(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"{text} is too large for a number")
-    return value
-
-
-def bounded_int(
-    flag: str, low: int, high: int | None = None, *, what: str = "a whole number"
-) -> Callable[[str], int]:
-    """An argparse `type=` for a whole number in low..high that names the flag when it is not one."""
-
-    def convert(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--{flag} must be {what}, got {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f"{low}..{high}" if high is not None else f">= {low}"
-            raise argparse.ArgumentTypeError(f"--{flag} must be {bound}, got {value}")
-        return value
-
-    return convert
-
-
-def nullable(convert: Callable[[str], Any]) -> Callable[[str], Any]:
-    """Accept `none` (or `null`) to clear a setting; anything else goes to `convert`."""
-
-    def wrapped(text: str) -> Any:
-        return None if text.strip().lower() in ("none", "null") else convert(text)
-
-    return wrapped
-
-
-def non_negative_int(flag: str) -> Callable[[str], int]:
-    return bounded_int(flag, 0)
-
-
-def add_subcommands(parser: Parser, title: str = "commands") -> argparse._SubParsersAction[Parser]:
-    subs = parser.add_subparsers(title=title, dest="subcommand", metavar="<command>", parser_class=Parser)
-    subs.required = True
-    return subs
+            say("ic", message)

@@ -7,34 +7,26 @@ wait), so the global `--timeout` (database busy timeout) must come before `dispa
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from kernel.cli import output
-from kernel.cli.common import Ctx, Parser, add_subcommands, non_negative_int
+from kernel.cli.common import Ctx
+from kernel.clikit import Command, Parser, add_commands, non_negative_int
 from kernel.errors import Refused, UsageError
 
 if TYPE_CHECKING:
     from kernel.model import Dispatch
 
-# Flags named like a global option that belong to the subcommand (see kernel/cli/main.py).
-OWN_FLAGS: dict[str, set[str]] = {"spawn": {"--timeout"}, "wait": {"--timeout"}}
 
 LIST_HEADER = ("id", "status", "type", "name", "pid", "exit", "in", "out", "scope", "created_at")
 
 
-def build(parser: Parser, name: str) -> None:
-    subs = add_subcommands(parser)
+def build(parser: Parser, name: str, argv: Sequence[str]) -> None:
+    add_commands(parser, COMMANDS, argv)
 
-    p = subs.add_parser(
-        "spawn",
-        help="start an agent detached, under a supervisor; prints the dispatch id",
-        description=(
-            "Start an agent in its own process group (stdin /dev/null, stdout+stderr to --output). "
-            "Command: --command or the words after `--` (never run through a shell), else "
-            ".clavain/dispatch.toml [<type>] command, else the built-in default for codex/claude. "
-            "Placeholders {prompt} {prompt_file} {output} {model} {id} are filled in."
-        ),
-    )
+
+def _spawn_options(p: Parser) -> None:
     p.add_argument("--prompt-file", required=True, help="file holding the prompt")
     p.add_argument("--project", help="directory the agent runs in (default: the current directory)")
     p.add_argument("--type", dest="agent_type", default="codex", help="agent type: codex, claude, ...")
@@ -47,58 +39,38 @@ def build(parser: Parser, name: str) -> None:
     p.add_argument("--scope-id", help="the run this dispatch works for")
     p.add_argument("--command", help='argv as a JSON array (["prog","arg"]) or words split like a shell')
     p.add_argument("argv", nargs="*", help="after `--`: the command, taken literally")
-    p.set_defaults(handler=_spawn)
 
-    for sub, text in (
-        ("status", "show a dispatch as recorded"),
-        (
-            "poll",
-            "show a dispatch after checking its "
-            "supervisor is alive (a dead one fails the dispatch with the reason)",
-        ),
-    ):
-        p = subs.add_parser(sub, help=text, description=text)
-        p.add_argument("id")
-        p.set_defaults(handler=_status if sub == "status" else _poll)
 
-    p = subs.add_parser("list", help="list dispatches, newest first")
+def _id_arg(p: Parser) -> None:
+    p.add_argument("id")
+
+
+def _list_options(p: Parser) -> None:
     p.add_argument("--active", action="store_true", help="only spawned or running ones")
     p.add_argument("--scope", help="only those of this run")
-    p.set_defaults(handler=_list)
 
-    p = subs.add_parser(
-        "wait",
-        help="wait until a dispatch ends: exit 0 completed, 1 failed/timeout/cancelled",
-        description="Wait until the dispatch ends. On --timeout its processes are ended and it "
-        "is recorded as timeout. Exit 0 when it completed, 1 otherwise.",
-    )
+
+def _wait_options(p: Parser) -> None:
     p.add_argument("id")
     p.add_argument(
         "--timeout", dest="wait_timeout", metavar="DUR", help="give up (and end the dispatch) after this"
     )
-    p.set_defaults(handler=_wait)
 
-    p = subs.add_parser(
-        "kill",
-        help="cancel a dispatch: TERM its process group, KILL after --grace (exit 1 if it had ended)",
-    )
+
+def _kill_options(p: Parser) -> None:
     p.add_argument("id")
     p.add_argument("--grace", default="5s", metavar="DUR", help="time between TERM and KILL (default 5s)")
-    p.set_defaults(handler=_kill)
 
-    p = subs.add_parser("tokens", help="record a dispatch's token usage by hand")
+
+def _tokens_options(p: Parser) -> None:
     p.add_argument("id")
     p.add_argument("--in", dest="input_tokens", type=non_negative_int("in"), required=True)
     p.add_argument("--out", dest="output_tokens", type=non_negative_int("out"), required=True)
     p.add_argument("--cache", dest="cache_tokens", type=non_negative_int("cache"), default=0)
-    p.set_defaults(handler=_tokens)
 
-    p = subs.add_parser(
-        "prune",
-        help="delete dispatches that ended more than --older-than ago (not those with live processes)",
-    )
+
+def _prune_options(p: Parser) -> None:
     p.add_argument("--older-than", required=True, metavar="DUR", help="e.g. 7d")
-    p.set_defaults(handler=_prune)
 
 
 def _duration(text: str | None, flag: str) -> float | None:
@@ -206,3 +178,36 @@ def _prune(args: argparse.Namespace, ctx: Ctx) -> int:
         text += f"; kept {done.kept_live} that ended but still have running processes"
     ctx.emit({"pruned": done.pruned}, text)
     return 0
+
+
+# -- the group --------------------------------------------------------------------------------------
+
+COMMANDS: dict[str, Command] = {
+    "spawn": Command(
+        "start an agent detached, under a supervisor; prints the dispatch id", _spawn, _spawn_options,
+        description="Start an agent in its own process group (stdin /dev/null, stdout+stderr to --output). "
+        "Command: --command or the words after `--` (never run through a shell), else "
+        ".clavain/dispatch.toml [<type>] command, else the built-in default for codex/claude. "
+        "Placeholders {prompt} {prompt_file} {output} {model} {id} are filled in.",
+    ),
+    "status": Command("show a dispatch as recorded", _status, _id_arg),
+    "poll": Command(
+        "show a dispatch after checking its supervisor is alive (a dead one fails the dispatch with the "
+        "reason)", _poll, _id_arg,
+    ),
+    "list": Command("list dispatches, newest first", _list, _list_options),
+    "wait": Command(
+        "wait until a dispatch ends: exit 0 completed, 1 failed/timeout/cancelled", _wait, _wait_options,
+        description="Wait until the dispatch ends. On --timeout its processes are ended and it is "
+        "recorded as timeout. Exit 0 when it completed, 1 otherwise.",
+    ),
+    "kill": Command(
+        "cancel a dispatch: TERM its process group, KILL after --grace (exit 1 if it had ended)", _kill,
+        _kill_options,
+    ),
+    "tokens": Command("record a dispatch's token usage by hand", _tokens, _tokens_options),
+    "prune": Command(
+        "delete dispatches that ended more than --older-than ago (not those with live processes)", _prune,
+        _prune_options,
+    ),
+}  # fmt: skip

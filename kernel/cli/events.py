@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import sys
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from types import FrameType
-from typing import Any
 
-from kernel import events
+from kernel import clikit, events, terminal
 from kernel.cli import output
-from kernel.cli.common import Ctx, Parser, add_subcommands, non_negative_int
+from kernel.cli.common import Ctx
+from kernel.clikit import Command, Parser, add_commands, non_negative_int
 from kernel.errors import UsageError
 from kernel.model import Event, EventCursor
 
@@ -31,19 +29,11 @@ from kernel.model import Event, EventCursor
 FOLLOW_POLL_S = 0.05
 
 
-def build(parser: Parser, name: str) -> None:
-    subs = add_subcommands(parser)
+def build(parser: Parser, name: str, argv: Sequence[str]) -> None:
+    add_commands(parser, COMMANDS, argv)
 
-    p = subs.add_parser(
-        "tail",
-        help="print events of <run> or --all (JSON lines under --json, tab-separated otherwise)",
-        description=(
-            "Without --since/--consumer: the newest --limit events (default 100). With --since=ID or "
-            "--consumer=NAME: the events after that position (at most --limit, default all). --follow "
-            "then keeps printing new events until SIGINT/SIGTERM. Text columns: id, timestamp, run_id, "
-            "source, type, from_state, to_state, reason (control characters shown as escapes)."
-        ),
-    )
+
+def _tail_options(p: Parser) -> None:
     p.add_argument("run", nargs="?", help="only the events of this run")
     p.add_argument("--all", action="store_true", help="the events of every run and none")
     p.add_argument(
@@ -58,24 +48,19 @@ def build(parser: Parser, name: str) -> None:
         help="durable cursor: resume where NAME stopped; one process per NAME at a time (else exit 1)",
     )
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
-    p.set_defaults(handler=_tail)
 
-    cursor = subs.add_parser("cursor", help="durable consumer cursors: list, reset, register")
-    csubs = add_subcommands(cursor)
-    c = csubs.add_parser("list", help="list cursors: consumer, last_event_id, created_at, updated_at")
-    c.set_defaults(handler=_cursor_list)
-    c = csubs.add_parser(
-        "reset", help="move a consumer that is not running: it next reads the events after --to"
-    )
-    c.add_argument("name")
-    c.add_argument("--to", type=non_negative_int("to"), default=0, metavar="ID", help="default 0")
-    c.set_defaults(handler=_cursor_reset)
-    c = csubs.add_parser("register", help="create a consumer (exit 1 if it exists)")
-    c.add_argument("name")
-    c.add_argument("--from", dest="start", default="0", metavar="latest|ID", help="default 0 (the start)")
-    c.set_defaults(handler=_cursor_register)
 
-    p = subs.add_parser("record", help="append an event from outside the kernel (hooks, tmux, messaging)")
+def _cursor_reset_options(p: Parser) -> None:
+    p.add_argument("name")
+    p.add_argument("--to", type=non_negative_int("to"), default=0, metavar="ID", help="default 0")
+
+
+def _cursor_register_options(p: Parser) -> None:
+    p.add_argument("name")
+    p.add_argument("--from", dest="start", default="0", metavar="latest|ID", help="default 0 (the start)")
+
+
+def _record_options(p: Parser) -> None:
     p.add_argument("--source", required=True, help="who writes it, e.g. hook, tmux (not a kernel source)")
     p.add_argument("--type", required=True, help="what happened, e.g. pane.opened")
     p.add_argument("--run", metavar="ID", help="the run it belongs to (must exist)")
@@ -83,7 +68,6 @@ def build(parser: Parser, name: str) -> None:
         "--payload", metavar="JSON|-", help="a JSON object (64 KiB, depth 32, no secrets); - reads stdin"
     )
     p.add_argument("--reason", metavar="TEXT", help="free text, at most 4096 characters")
-    p.set_defaults(handler=_record)
 
 
 # -- tail ---------------------------------------------------------------------------------------------
@@ -123,18 +107,9 @@ class _Delivery:
             events.advance_cursor(self.conn, self.consumer, batch[-1].id)
 
 
-# JSON escapes C0 controls itself but not DEL or the C1 controls, which some terminals obey.
-_JSON_C1 = {c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)}
-
-
 def printable(value: object) -> str:
     """One cell of a text table: `-` for null; tabs and line breaks spaces, other controls escapes."""
-    return "-" if value is None else output.one_line(str(value))
-
-
-def printable_json(value: Any) -> str:
-    """Compact JSON safe for a terminal and still valid JSON of the same value (DEL and C1 escaped)."""
-    return output.dumps(value).translate(_JSON_C1)
+    return "-" if value is None else terminal.one_line(str(value))
 
 
 def _json_line(event: Event) -> str:
@@ -148,10 +123,7 @@ def _json_line(event: Event) -> str:
 
 def _text_line(event: Event) -> str:
     cells = (event.id, event.timestamp, event.run_id, event.source, event.type, event.from_state)
-    line = "\t".join(printable(v) for v in (*cells, event.to_state, event.reason))
-    if not events.is_unicode(line):
-        line = line.encode("utf-8", "backslashreplace").decode("utf-8")
-    return line + "\n"
+    return "\t".join(printable(v) for v in (*cells, event.to_state, event.reason)) + "\n"
 
 
 def _tail(args: argparse.Namespace, ctx: Ctx) -> int:
@@ -169,20 +141,15 @@ def _tail(args: argparse.Namespace, ctx: Ctx) -> int:
     if args.follow or args.consumer is not None:
         stop.install()
     deliver = _Delivery(conn, ctx.json, args.consumer)
-    with _held(ctx, args.consumer):
+    with events.hold_consumer(ctx.db_path(), args.consumer):
         try:
             position = _backlog(conn, args, run_id, deliver, stop)
             if args.follow:
                 _follow(conn, run_id, position, deliver, stop)
         except BrokenPipeError:
             # The reader went away: nothing more to deliver, and the undelivered batch keeps its cursor.
-            _silence_stdout()
+            clikit.silence_stdout()
     return 0
-
-
-def _held(ctx: Ctx, consumer: str | None) -> AbstractContextManager[None]:
-    """Exclusive use of the consumer name for this process (nothing to hold without one)."""
-    return nullcontext() if consumer is None else events.hold_consumer(ctx.db_path(), consumer)
 
 
 def _backlog(
@@ -233,16 +200,6 @@ def _follow(
             position = batch[-1].id
             continue
         events.wait_for_change(conn, version, interval=FOLLOW_POLL_S, stop=stop)
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so the interpreter's final flush does not complain about the pipe."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
 
 
 # -- cursors -------------------------------------------------------------------------------------------
@@ -307,3 +264,30 @@ def _record(args: argparse.Namespace, ctx: Ctx) -> int:
     )
     ctx.emit(event.to_json(), str(event.id))
     return 0
+
+
+# -- the group --------------------------------------------------------------------------------------
+
+COMMANDS: dict[str, Command] = {
+    "tail": Command(
+        "print events of <run> or --all (JSON lines under --json, tab-separated otherwise)", _tail,
+        _tail_options,
+        description="Without --since/--consumer: the newest --limit events (default 100). With --since=ID "
+        "or --consumer=NAME: the events after that position (at most --limit, default all). --follow then "
+        "keeps printing new events until SIGINT/SIGTERM. Text columns: id, timestamp, run_id, source, "
+        "type, from_state, to_state, reason (control characters shown as escapes).",
+    ),
+    "cursor": Command(
+        "durable consumer cursors: list, reset, register",
+        commands={
+            "list": Command("list cursors: consumer, last_event_id, created_at, updated_at", _cursor_list),
+            "reset": Command("move a consumer that is not running: it next reads the events after --to",
+                             _cursor_reset, _cursor_reset_options),
+            "register": Command("create a consumer (exit 1 if it exists)", _cursor_register,
+                                _cursor_register_options),
+        },
+    ),
+    "record": Command(
+        "append an event from outside the kernel (hooks, tmux, messaging)", _record, _record_options
+    ),
+}  # fmt: skip

@@ -3,45 +3,34 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
-from kernel.cli.common import Ctx, Parser, add_subcommands, non_negative_int
-from kernel.cli.run_portfolio import route_to_portfolio
+from kernel.cli.common import Ctx
+from kernel.clikit import Command, Parser, add_commands, non_negative_int
 
 RULES_HEADER = ("phase", "check", "params", "source")
 
 
-def build(parser: Parser, name: str) -> None:
+def build(parser: Parser, name: str, argv: Sequence[str]) -> None:
     parser.description = "Gates: check, override and list rules."
-    subs = add_subcommands(parser)
+    add_commands(parser, COMMANDS, argv)
 
-    p = subs.add_parser(
-        "check", help="evaluate the gate of the hop `ic run advance` would take (exit 1 when it fails)",
-        description="Evaluate the gate of exactly the hop `ic run advance` would take now (skips "
-        "included), without moving the run or writing anything. Exit 1 when it fails.",
-    )  # fmt: skip
+
+def _check_options(p: Parser) -> None:
     p.add_argument("run", metavar="RUN", help="the run id")
     p.add_argument("--priority", type=non_negative_int("priority"), default=1, metavar="N",
                    help="gate tier: 0-1 hard (default 1), 2-3 soft, >= 4 none")  # fmt: skip
-    p.set_defaults(handler=_check)
 
-    p = subs.add_parser(
-        "override", help="advance past the gate whatever it says, recording why",
-        description="Advance the run one hop past its gate (also through a pause), writing a "
-        "gate/override event with the reason and the evidence.",
-    )  # fmt: skip
+
+def _override_options(p: Parser) -> None:
     p.add_argument("run", metavar="RUN", help="the run id")
     p.add_argument("--reason", required=True, metavar="TEXT", help="why the gate is overridden")
-    p.set_defaults(handler=_override)
 
-    p = subs.add_parser(
-        "rules", help="list gate rules: the default table, or a run's",
-        description="List gate rules, keyed by the phase being left: the default table, or with --run "
-        "the table that run uses plus the conditions added because of what it is (phase *).",
-    )  # fmt: skip
+
+def _rules_options(p: Parser) -> None:
     p.add_argument("--phase", metavar="PHASE", help="only rules for leaving this phase")
     p.add_argument("--run", metavar="RUN", help="the rules that apply to this run")
-    p.set_defaults(handler=_rules)
 
 
 def _condition_row(c: dict[str, Any]) -> tuple[Any, ...]:
@@ -52,8 +41,7 @@ def _check(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import gates, runs
     from kernel.cli import output
 
-    route_to_portfolio(ctx, args.run)
-    conn = ctx.conn()
+    conn = ctx.run_conn(args.run)
     run, hop = runs.peek_hop(conn, args.run)
     gate = gates.evaluate(conn, run, hop, priority=args.priority, disable_gates=False, db_path=ctx.db_path())
     body = {"run_id": run.id, **hop.to_json(), "passed": gate.passed, **gate.to_json()}
@@ -69,8 +57,8 @@ def _check(args: argparse.Namespace, ctx: Ctx) -> int:
 def _override(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runs
 
-    route_to_portfolio(ctx, args.run)
-    result = runs.override_gate(ctx.conn(), args.run, reason=args.reason, db_path=ctx.db_path())
+    conn = ctx.run_conn(args.run)
+    result = runs.override_gate(conn, args.run, reason=args.reason, db_path=ctx.db_path())
     ctx.emit(result.to_json(), f"{result.from_phase} -> {result.to_phase} (gate overridden)")
     return 0
 
@@ -92,7 +80,7 @@ def _rules(args: argparse.Namespace, ctx: Ctx) -> int:
     if args.run is None:
         rows = rule_rows(gates.DEFAULT_RULES, "default")
     else:
-        run = runs.get_run(ctx.conn(), args.run)
+        run = runs.get_run(ctx.run_conn(args.run), args.run)
         if args.phase is not None and args.phase not in run.phases:
             raise UsageError(f"phase {args.phase!r} is not in run {run.id}'s chain: {', '.join(run.phases)}")
         rows = rule_rows(gates.rule_table(run), "default" if run.gate_rules is None else "run")
@@ -111,3 +99,25 @@ def _rules(args: argparse.Namespace, ctx: Ctx) -> int:
         ),
     )
     return 0
+
+
+# -- the group --------------------------------------------------------------------------------------
+
+COMMANDS: dict[str, Command] = {
+    "check": Command(
+        "evaluate the gate of the hop `ic run advance` would take (exit 1 when it fails)", _check,
+        _check_options,
+        description="Evaluate the gate of exactly the hop `ic run advance` would take now (skips "
+        "included), without moving the run or writing anything. Exit 1 when it fails.",
+    ),
+    "override": Command(
+        "advance past the gate whatever it says, recording why", _override, _override_options,
+        description="Advance the run one hop past its gate (also through a pause), writing a "
+        "gate/override event with the reason and the evidence.",
+    ),
+    "rules": Command(
+        "list gate rules: the default table, or a run's", _rules, _rules_options,
+        description="List gate rules, keyed by the phase being left: the default table, or with --run "
+        "the table that run uses plus the conditions added because of what it is (phase *).",
+    ),
+}  # fmt: skip

@@ -7,11 +7,11 @@ imports only the one command group the user asked for, and never asyncio, pydant
 from __future__ import annotations
 
 import importlib
-import sqlite3
 import sys
 from collections.abc import Sequence
 
-# group name -> (module, one-line description). Each module defines `build(parser, name)`.
+# group name -> (module, one-line description). Each module defines `build(parser, name, argv)` (argv:
+# the words after the group's name, from which it may build only the subcommand they name).
 GROUPS: dict[str, tuple[str, str]] = {
     "init": ("kernel.cli.admin", "create .clavain/intercore.db here (or at --db) and migrate it"),
     "health": ("kernel.cli.admin", "check the database: schema, integrity, journal mode"),
@@ -25,9 +25,22 @@ GROUPS: dict[str, tuple[str, str]] = {
     "portfolio": ("kernel.cli.portfolio", "portfolio runs: deps, order, status, relay, cursors, slots"),
 }
 
-# Global options, accepted before or after the command (DESIGN 3.2).
-GLOBAL_VALUE_FLAGS = ("--db", "--timeout")
-GLOBAL_BOOL_FLAGS = ("--json", "--verbose", "-v")
+# Global options, accepted before or after the command (DESIGN 3.2): flag -> whether it takes a value.
+GLOBAL_FLAGS: dict[str, bool] = {
+    "--db": True,
+    "--timeout": True,
+    "--json": False,
+    "--verbose": False,
+    "-v": False,
+}
+
+# Subcommands with an option named like a global one: after the subcommand word, the flag is theirs
+# (`ic dispatch wait ID --timeout=30s` is how long to wait, not the database busy timeout). A test
+# builds every group's parser and checks this table against the options they declare.
+SUBCOMMAND_FLAGS: dict[tuple[str, str], frozenset[str]] = {
+    ("dispatch", "spawn"): frozenset({"--timeout"}),
+    ("dispatch", "wait"): frozenset({"--timeout"}),
+}
 
 
 def _usage() -> str:
@@ -55,16 +68,15 @@ def _usage() -> str:
 def _split_globals(argv: Sequence[str]) -> tuple[dict[str, str | bool], list[str]]:
     """Pull global options out of argv wherever they stand; return them and the remaining words.
 
-    A command may own a flag with a global's name (e.g. `dispatch wait --timeout=DUR`): such a module
-    lists it in `OWN_FLAGS[subcommand]`, and after the command word that flag is left to the command.
+    After the command and subcommand words, a flag listed for that subcommand in SUBCOMMAND_FLAGS is
+    left to the subcommand.
     """
     from kernel.errors import UsageError
 
     found: dict[str, str | bool] = {}
     rest: list[str] = []
-    group: str | None = None
-    subcommand: str | None = None
-    own: set[str] = set()
+    commands: list[str] = []
+    owned: frozenset[str] = frozenset()
     i = 0
     words = list(argv)
     while i < len(words):
@@ -73,43 +85,32 @@ def _split_globals(argv: Sequence[str]) -> tuple[dict[str, str | bool], list[str
             rest.extend(words[i:])
             break
         name, eq, value = word.partition("=")
-        if name in GLOBAL_VALUE_FLAGS and name not in own:
+        takes_value = GLOBAL_FLAGS.get(name if name.startswith("--") else word)
+        if takes_value is None or name in owned:
+            rest.append(word)
+            if not word.startswith("-") and len(commands) < 2:
+                commands.append(word)
+                if len(commands) == 2:
+                    owned = SUBCOMMAND_FLAGS.get((commands[0], commands[1]), frozenset())
+        elif takes_value:
             if not eq:
                 if i + 1 >= len(words):
                     raise UsageError(f"{name} needs a value")
                 value = words[i + 1]
                 i += 1
             found[name[2:]] = value
-        elif word in GLOBAL_BOOL_FLAGS and word not in own:
+        elif not eq:
             found["verbose" if word == "-v" else word[2:]] = True
         else:
-            rest.append(word)
-            if not word.startswith("-"):
-                if group is None:
-                    group = word
-                elif subcommand is None:
-                    subcommand = word
-                    own = _own_flags(group, subcommand)
+            raise UsageError(f"{name} takes no value; give it alone")
         i += 1
     return found, rest
 
 
-def _own_flags(group: str, subcommand: str) -> set[str]:
-    entry = GROUPS.get(group)
-    if entry is None:
-        return set()
-    try:
-        module = importlib.import_module(entry[0])
-    except ImportError:
-        return set()
-    own: dict[str, set[str]] = getattr(module, "OWN_FLAGS", {})
-    return set(own.get(subcommand, set()))
-
-
 def run(argv: Sequence[str]) -> int:
-    from kernel.cli.common import Ctx, Parser, usage_error
-    from kernel.durations import parse_duration
-    from kernel.errors import KernelError, UsageError
+    from kernel import clikit
+    from kernel.cli.common import GLOBAL_OPTIONS_EPILOG, Ctx
+    from kernel.errors import UsageError
 
     ctx = Ctx()
     try:
@@ -126,6 +127,8 @@ def run(argv: Sequence[str]) -> int:
         ctx.json = bool(found.get("json", False))
         ctx.verbose = bool(found.get("verbose", False))
         if "timeout" in found:
+            from kernel.durations import parse_duration
+
             ctx.timeout = parse_duration(str(found["timeout"]), flag="timeout")
         if not rest:
             raise UsageError("no command given; run `ic --help` for the list of commands")
@@ -136,51 +139,21 @@ def run(argv: Sequence[str]) -> int:
         if name not in GROUPS:
             raise UsageError(f"unknown command {name!r}; run `ic --help` for the list")
         module = importlib.import_module(GROUPS[name][0])
-        parser = Parser(prog=f"ic {name}", description=GROUPS[name][1])
-        module.build(parser, name)
-        args, extra = parser.parse_known_args(rest[1:])
-        if extra:  # argparse would blame `ic <group>`; name the subcommand that was given them
-            raise usage_error(args.command_prog, f"unrecognized arguments: {' '.join(extra)}")
+        parser = clikit.Parser(prog=f"ic {name}", description=GROUPS[name][1], epilog=GLOBAL_OPTIONS_EPILOG)
+        module.build(parser, name, rest[1:])
+        args = clikit.parse(parser, rest[1:])
         code: int = args.handler(args, ctx)
         return code
-    except KernelError as exc:
-        return _fail(exc.message, exc.exit_code)
-    except SystemExit as exc:  # argparse --help
-        return exc.code if isinstance(exc.code, int) else 0
-    except KeyboardInterrupt:  # a write in progress was rolled back by write_tx
-        return _fail("interrupted", 130)
-    except BrokenPipeError:
-        return 0
-    except sqlite3.Error as exc:
-        from kernel import db as kdb
-
-        return _fail(kdb.explain(exc, kdb.only_database_opened(), ctx.timeout).message, 2)
-    except Exception as exc:  # the contract is one line, never a traceback
-        if ctx.verbose:
-            import traceback
-
-            traceback.print_exc()
-        return _fail(f"unexpected {type(exc).__name__}: {exc}", 2)
+    except BaseException as exc:  # the contract: one line and the exit code, never a traceback
+        return clikit.report("ic", exc, verbose=ctx.verbose, db_timeout=ctx.timeout)
     finally:
         ctx.close()
 
 
-def _fail(message: str, code: int) -> int:
-    """The one error line: user text inside a message (a path, a name) can neither break it nor
-    drive the terminal."""
-    from kernel.cli.output import one_line
-
-    sys.stderr.write(f"ic: {one_line(message)}\n")
-    return code
-
-
 def main() -> None:
-    code = run(sys.argv[1:])
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        pass
-    sys.exit(code)
+    from kernel import clikit
+
+    clikit.finish(run(sys.argv[1:]))
 
 
 if __name__ == "__main__":

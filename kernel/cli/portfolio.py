@@ -9,15 +9,16 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from kernel import clikit, terminal
 from kernel.cli import output
-from kernel.cli.common import Ctx, Parser, add_subcommands, bounded_int
+from kernel.cli.common import Ctx
+from kernel.clikit import Command, Parser, add_commands, bounded_int
 
 if TYPE_CHECKING:
     from kernel.portfolio.relay import TickReport
-
-OWN_FLAGS: dict[str, set[str]] = {}
 
 
 def portfolio_conn(ctx: Ctx) -> sqlite3.Connection:
@@ -35,112 +36,41 @@ def portfolio_conn(ctx: Ctx) -> sqlite3.Connection:
     return ctx.conn()
 
 
-def build(parser: Parser, name: str) -> None:
+def build(parser: Parser, name: str, argv: Sequence[str]) -> None:
     parser.description = (
         "Cross-project portfolio runs: dependencies between projects, their order, status, and the relay "
         "that keeps the portfolio in step with its children. Database: --db, else "
         "./.clavain/portfolio.db (the current directory is the workspace)."
     )
-    subs = add_subcommands(parser)
+    add_commands(parser, COMMANDS, argv)
 
-    p = subs.add_parser(
-        "status",
-        help="each child: project, phase, status, ready, blocked_by",
-        description="Each child as its own project database has it now: phase, status, the phase it would "
-        "enter next, whether its upstream projects let it (ready) and which ones hold it back (blocked_by).",
-    )
+
+def _portfolio_arg(p: Parser) -> None:
     p.add_argument("portfolio", help="portfolio (parent) run id")
-    p.set_defaults(handler=_status)
 
-    p = subs.add_parser(
-        "order",
-        help="projects in dependency order (smallest ready project first)",
-        description="A stable topological order of the portfolio's projects: among the projects whose "
-        "upstreams are all placed, the lexicographically smallest comes first.",
-    )
-    p.add_argument("portfolio")
-    p.set_defaults(handler=_order)
 
-    p = subs.add_parser(
-        "relay",
-        help="copy children's phase changes into the portfolio database",
-        description="Read each child project's new phase events (read-only) and write child_* and "
-        "upstream_changed events, the child's phase/status and the cursor in one transaction per child. "
-        "Unreadable projects are reported on stderr and skipped. SIGINT/SIGTERM stop it (exit 0).",
-    )
-    p.add_argument("portfolio")
+def _relay_options(p: Parser) -> None:
+    _portfolio_arg(p)
     p.add_argument("--interval", default="2s", help="pause between ticks (default 2s)")
     p.add_argument("--once", action="store_true", help="one tick, then exit")
-    p.set_defaults(handler=_relay)
 
-    p = subs.add_parser(
-        "slots",
-        help="the dispatch slots held against the portfolio's max_dispatches",
-        description="One row per running child dispatch that holds a slot of the portfolio's "
-        "--max-dispatches: dispatch, project, holder pid, when taken, and whether it is still live (a dead "
-        "one is reclaimed by the next spawn that finds the portfolio full).",
-    )
-    p.add_argument("portfolio")
-    p.set_defaults(handler=_slots)
 
-    cur = subs.add_parser(
-        "cursor",
-        help="the relay's cursor per child project; reset one after its database was replaced",
-        description="The relay remembers, per child project, the last project event it relayed. When a "
-        "project database is replaced (restored from a backup, re-created), relaying from it stops until "
-        "its cursor is reset here.",
-    )
-    cur_subs = add_subcommands(cur)
-    c = cur_subs.add_parser(
-        "list",
-        help="each child project's cursor and whether relaying from it is stopped",
-        description="Each child project's relay cursor (the last project event id relayed) and its state: "
-        "ok, or replaced (relaying stopped until `cursor reset`).",
-    )
-    c.add_argument("portfolio")
-    c.set_defaults(handler=_cursor_list)
-    c = cur_subs.add_parser(
-        "reset",
-        help="point a project's cursor at its newest event (or --to=ID) and resume relaying it",
-        description="Point the project's relay cursor at its newest event (nothing already there is "
-        "relayed), or at --to=ID (the events after ID are relayed; 0: its whole history). Clears the "
-        "stop of a replaced database. The project must hold the portfolio's child run.",
-    )
-    c.add_argument("portfolio")
-    c.add_argument("--project", required=True, help="child project path (made absolute)")
-    c.add_argument(
+def _cursor_reset_options(p: Parser) -> None:
+    _portfolio_arg(p)
+    p.add_argument("--project", required=True, help="child project path (made absolute)")
+    p.add_argument(
         "--to", type=bounded_int("to", 0, what="a whole number (an event id)"),
         help="event id in the project database (default: its newest)",
     )  # fmt: skip
-    c.set_defaults(handler=_cursor_reset)
 
-    dep = subs.add_parser(
-        "dep",
-        help="dependencies between the portfolio's projects",
-        description="upstream -> downstream: the downstream child may enter a phase only once the upstream "
-        "child is at or past it. Paths are made absolute and canonical; self-edges, duplicates and cycles "
-        "are refused.",
-    )
-    dep_subs = add_subcommands(dep)
-    for verb, handler, text in (
-        ("add", _dep_add, "upstream must reach a phase before downstream may enter it"),
-        ("remove", _dep_remove, "remove a dependency"),
-    ):
-        d = dep_subs.add_parser(verb, help=text, description=text)
-        d.add_argument("portfolio")
-        d.add_argument("--upstream", required=True, help="project path (made absolute)")
-        d.add_argument("--downstream", required=True, help="project path (made absolute)")
-        d.set_defaults(handler=handler)
-    d = dep_subs.add_parser(
-        "list", help="list the portfolio's dependencies", description="List the dependencies."
-    )
-    d.add_argument("portfolio")
-    d.set_defaults(handler=_dep_list)
+
+def _dep_options(p: Parser) -> None:
+    _portfolio_arg(p)
+    p.add_argument("--upstream", required=True, help="project path (made absolute)")
+    p.add_argument("--downstream", required=True, help="project path (made absolute)")
 
 
 def _status(args: argparse.Namespace, ctx: Ctx) -> int:
-    from dataclasses import asdict
-
     from kernel.portfolio.contracts import PortfolioStatus
     from kernel.portfolio.lookup import get_portfolio
     from kernel.portfolio.status import portfolio_status
@@ -148,7 +78,7 @@ def _status(args: argparse.Namespace, ctx: Ctx) -> int:
     conn = portfolio_conn(ctx)
     parent = get_portfolio(conn, args.portfolio)
     rows = portfolio_status(conn, args.portfolio)
-    body = asdict(PortfolioStatus(parent.id, parent.phase, parent.status, rows))
+    body = PortfolioStatus(parent.id, parent.phase, parent.status, rows).to_json()
 
     def text() -> None:
         output.emit_table(
@@ -160,9 +90,7 @@ def _status(args: argparse.Namespace, ctx: Ctx) -> int:
     ctx.emit(body, text)
     for row in rows:
         if row.error:
-            sys.stderr.write(
-                output.one_line(f"ic: {row.project}: {row.error} (showing the relayed copy)") + "\n"
-            )
+            clikit.say("ic", f"{row.project}: {row.error} (showing the relayed copy)")
     return 0
 
 
@@ -181,7 +109,7 @@ def _dep_add(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel.portfolio.deps import add_dep
 
     dep = add_dep(portfolio_conn(ctx), args.portfolio, args.upstream, args.downstream)
-    ctx.emit(dep.to_json(), output.one_line(f"added {dep.upstream} -> {dep.downstream}"))
+    ctx.emit(dep.to_json(), terminal.one_line(f"added {dep.upstream} -> {dep.downstream}"))
     return 0
 
 
@@ -189,7 +117,7 @@ def _dep_remove(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel.portfolio.deps import remove_dep
 
     dep = remove_dep(portfolio_conn(ctx), args.portfolio, args.upstream, args.downstream)
-    ctx.emit(dep.to_json(), output.one_line(f"removed {dep.upstream} -> {dep.downstream}"))
+    ctx.emit(dep.to_json(), terminal.one_line(f"removed {dep.upstream} -> {dep.downstream}"))
     return 0
 
 
@@ -242,7 +170,7 @@ def _cursor_reset(args: argparse.Namespace, ctx: Ctx) -> int:
     cursor = reset_cursor(portfolio_conn(ctx), args.portfolio, args.project, args.to)
     ctx.emit(
         cursor.to_json(),
-        f"relay cursor of {output.one_line(cursor.project_dir)} set to {cursor.last_event_id}",
+        f"relay cursor of {terminal.one_line(cursor.project_dir)} set to {cursor.last_event_id}",
     )
     return 0
 
@@ -264,7 +192,7 @@ class _RelayReporter:
     def _say(self, key: str, problem: str, line: str) -> None:
         if self.seen.get(key) != problem:
             self.seen[key] = problem
-            sys.stderr.write(output.one_line(line) + "\n")
+            sys.stderr.write(terminal.one_line(line) + "\n")
             sys.stderr.flush()
 
     def error(self, message: str) -> None:
@@ -332,3 +260,66 @@ def _relay(args: argparse.Namespace, ctx: Ctx) -> int:
             stopper=stopper, on_tick=reporter.tick, on_error=reporter.error,
         )  # fmt: skip
     return 0
+
+
+# -- the group --------------------------------------------------------------------------------------
+
+COMMANDS: dict[str, Command] = {
+    "status": Command(
+        "each child: project, phase, status, ready, blocked_by", _status, _portfolio_arg,
+        description="Each child as its own project database has it now: phase, status, the phase it would "
+        "enter next, whether its upstream projects let it (ready) and which ones hold it back (blocked_by).",
+    ),
+    "order": Command(
+        "projects in dependency order (smallest ready project first)", _order, _portfolio_arg,
+        description="A stable topological order of the portfolio's projects: among the projects whose "
+        "upstreams are all placed, the lexicographically smallest comes first.",
+    ),
+    "relay": Command(
+        "copy children's phase changes into the portfolio database", _relay, _relay_options,
+        description="Read each child project's new phase events (read-only) and write child_* and "
+        "upstream_changed events, the child's phase/status and the cursor in one transaction per child. "
+        "Unreadable projects are reported on stderr and skipped. SIGINT/SIGTERM stop it (exit 0).",
+    ),
+    "slots": Command(
+        "the dispatch slots held against the portfolio's max_dispatches", _slots, _portfolio_arg,
+        description="One row per running child dispatch that holds a slot of the portfolio's "
+        "--max-dispatches: dispatch, project, holder pid, when taken, and whether it is still live (a dead "
+        "one is reclaimed by the next spawn that finds the portfolio full).",
+    ),
+    "cursor": Command(
+        "the relay's cursor per child project; reset one after its database was replaced",
+        description="The relay remembers, per child project, the last project event it relayed. When a "
+        "project database is replaced (restored from a backup, re-created), relaying from it stops until "
+        "its cursor is reset here.",
+        commands={
+            "list": Command(
+                "each child project's cursor and whether relaying from it is stopped", _cursor_list,
+                _portfolio_arg,
+                description="Each child project's relay cursor (the last project event id relayed) and its "
+                "state: ok, or replaced (relaying stopped until `cursor reset`).",
+            ),
+            "reset": Command(
+                "point a project's cursor at its newest event (or --to=ID) and resume relaying it",
+                _cursor_reset, _cursor_reset_options,
+                description="Point the project's relay cursor at its newest event (nothing already there "
+                "is relayed), or at --to=ID (the events after ID are relayed; 0: its whole history). "
+                "Clears the stop of a replaced database. The project must hold the portfolio's child run.",
+            ),
+        },
+    ),
+    "dep": Command(
+        "dependencies between the portfolio's projects",
+        description="upstream -> downstream: the downstream child may enter a phase only once the upstream "
+        "child is at or past it. Paths are made absolute and canonical; self-edges, duplicates and cycles "
+        "are refused.",
+        commands={
+            "add": Command(
+                "upstream must reach a phase before downstream may enter it", _dep_add, _dep_options
+            ),
+            "remove": Command("remove a dependency", _dep_remove, _dep_options),
+            "list": Command("list the portfolio's dependencies", _dep_list, _portfolio_arg,
+                            description="List the dependencies."),
+        },
+    ),
+}  # fmt: skip

@@ -1,37 +1,32 @@
 """`ic run ...`: create runs, inspect them and move them through their phases.
 
+Every subcommand of the group is declared here, with all its options: the budget ones (`tokens`,
+`budget`), the portfolio ones (`create --projects`, `set --max-dispatches`, `list --portfolio`) and
+the run tracking ones (`agent`, `artifact`, built by kernel/cli/runtrack.py). The handler a
+subcommand names is the one that runs: a handler that takes a run id opens the database holding it
+through `ctx.run_conn` (kernel.runlocator: the project's, or the portfolio database for a portfolio
+parent), and one that has a portfolio case calls kernel/cli/run_portfolio.py for it.
+
 Handlers import the kernel modules they need when they run: `ic run phase` is benchmarked against a
 bare `import sqlite3`, so the read path touches only `kernel.queries` (never the gate engine).
-
-Extension point: after the run group is built, the optional modules in `EXTENSIONS` are imported and
-their `extend(subs, parsers)` called, so other areas add subcommands (`run tokens`, `run budget`),
-options (`--projects`, `--max-dispatches`) and wrap handlers (`set_defaults(handler=...)`) without
-editing this file. They are imported for every `ic run ...` call and must stay cheap to import.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import sqlite3
+from collections.abc import Callable, Sequence
 
-from kernel.cli.common import (
-    Ctx,
-    Parser,
-    add_subcommands,
-    bounded_int,
-    non_negative_int,
-    nullable,
-    parse_json_arg,
-)
+from kernel.cli.common import Ctx
+from kernel.clikit import Command, Parser, add_commands, bounded_int, json_value, non_negative_int, nullable
 from kernel.errors import NotFound, UsageError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from kernel.model import Run
+    from typing import Any
 
-EXTENSIONS = ("kernel.cli.run_budget", "kernel.cli.run_portfolio")
+    from kernel.model import Run
 
 # Default of `ic run set` options: "not given" must differ from "clear it" (`none`).
 UNSET: Any = object()
@@ -52,9 +47,13 @@ def boolean(flag: str) -> Callable[[str], bool]:
     return convert
 
 
+# Accepts `none` on `run set` to clear the limit; on `run create` none is the default anyway.
+_max_dispatches = nullable(bounded_int("max-dispatches", 1))
+
+
 def json_flag(args: argparse.Namespace, name: str, flag: str) -> Any:
     value = getattr(args, name)
-    return value if value is None or value is UNSET else parse_json_arg(value, flag)
+    return value if value is None or value is UNSET else json_value(value, flag)
 
 
 def gates_arg(args: argparse.Namespace) -> Any:
@@ -65,30 +64,25 @@ def gates_arg(args: argparse.Namespace) -> Any:
                 text = handle.read()
         except OSError as exc:
             raise UsageError(f"cannot read --gates-file={args.gates_file}: {exc.strerror or exc}") from None
-        return parse_json_arg(text, "gates-file")
+        return json_value(text, "gates-file")
     return json_flag(args, "gates", "gates")
 
 
 # -- build ------------------------------------------------------------------------------------------
 
 
-def build(parser: Parser, name: str) -> None:
+def build(parser: Parser, name: str, argv: Sequence[str]) -> None:
     parser.description = "Runs: create, inspect and move through phases."
-    subs = add_subcommands(parser)
-    parsers: dict[str, Parser] = {}
+    from kernel.cli import runtrack
 
-    def sub(
-        cmd: str, help_text: str, handler: Callable[[argparse.Namespace, Ctx], int], more: str = ""
-    ) -> Parser:
-        p = subs.add_parser(cmd, help=help_text, description=f"{help_text}{more}")
-        p.set_defaults(handler=handler)
-        parsers[cmd] = p
-        return p
+    add_commands(parser, {**COMMANDS, **runtrack.COMMANDS}, argv)
 
-    def run_arg(p: Parser) -> None:
-        p.add_argument("run", metavar="RUN", help="the run id")
 
-    p = sub("create", "create a run at the first phase of its chain", _create)
+def _run_arg(p: Parser) -> None:
+    p.add_argument("run", metavar="RUN", help="the run id")
+
+
+def _create_options(p: Parser) -> None:
     p.add_argument("--goal", required=True, metavar="TEXT", help="what the run is for")
     p.add_argument("--project", metavar="DIR",
                    help="project directory (default: the current directory), stored absolute")  # fmt: skip
@@ -112,33 +106,36 @@ def build(parser: Parser, name: str) -> None:
     )
     group.add_argument("--gates-file", metavar="FILE", help="read the per-run gate rules from a JSON file")
     p.add_argument("--metadata", metavar="JSON", help="JSON object stored with the run")
+    p.add_argument("--projects", metavar="A,B[,...]",
+                   help="create a portfolio with one child run per project")  # fmt: skip
+    p.add_argument("--max-dispatches", type=_max_dispatches, metavar="N",
+                   help="portfolio: hard limit on running dispatches of all children")  # fmt: skip
 
-    run_arg(sub("status", "show a run", _status))
-    run_arg(sub("phase", "print a run's current phase", _phase))
 
-    p = sub("list", "list runs, newest first", _list)
+def _list_options(p: Parser) -> None:
     p.add_argument("--active", action="store_true", help="only active runs")
     p.add_argument("--scope", metavar="S", help="only runs with this scope id")
+    p.add_argument("--portfolio", action="store_true", help="list portfolio runs (parents)")
 
-    p = sub("events", "list a run's events, oldest first", _events)
-    run_arg(p)
+
+def _events_options(p: Parser) -> None:
+    _run_arg(p)
     p.add_argument("--since", type=non_negative_int("since"), default=0, metavar="ID",
                    help="only events after this event id")  # fmt: skip
     p.add_argument("--limit", type=non_negative_int("limit"), metavar="N", help="at most N events")
 
-    p = sub("cancel", "cancel an active run", _cancel)
-    run_arg(p)
+
+def _cancel_options(p: Parser) -> None:
+    _run_arg(p)
     p.add_argument("--reason", metavar="TEXT", help="recorded on the cancel event")
 
-    p = sub(
-        "current", "the newest active run of a project (exit 1 when none)", _current,
-        ". The run's project directory must equal the absolute form of --project exactly: there is no "
-        "walking up, so from a subdirectory of the project pass --project=<project dir>.",
-    )  # fmt: skip
+
+def _current_options(p: Parser) -> None:
     p.add_argument("--project", metavar="DIR", help="project directory (default: the current directory)")
 
-    p = sub("set", "change a run's settings (one event lists old and new values)", _set)
-    run_arg(p)
+
+def _set_options(p: Parser) -> None:
+    _run_arg(p)
     p.add_argument("--goal", default=UNSET, metavar="TEXT")
     p.add_argument("--auto-advance", type=boolean("auto-advance"), nargs="?", const=True, default=UNSET,
                    metavar="BOOL", help="alone: true")  # fmt: skip
@@ -159,14 +156,18 @@ def build(parser: Parser, name: str) -> None:
     group.add_argument("--gates", default=UNSET, metavar="JSON",
                        help="per-run gate rules, or null for the default table")  # fmt: skip
     group.add_argument("--gates-file", metavar="FILE", help="read the per-run gate rules from a JSON file")
+    p.add_argument("--max-dispatches", type=_max_dispatches, default=UNSET, metavar="N|none",
+                   help="portfolio runs only: a number, or none to clear")  # fmt: skip
 
-    p = sub("skip", "pre-skip a phase ahead of the run (advances pass over it)", _skip)
-    run_arg(p)
+
+def _skip_options(p: Parser) -> None:
+    _run_arg(p)
     p.add_argument("phase", metavar="PHASE", help="a phase ahead of the current one, not the terminal one")
     p.add_argument("--reason", required=True, metavar="TEXT", help="why it is skipped")
 
-    p = sub("advance", "move the run to its next phase through the gate", _advance)
-    run_arg(p)
+
+def _advance_options(p: Parser) -> None:
+    _run_arg(p)
     p.add_argument("--priority", type=non_negative_int("priority"), default=1, metavar="N",
                    help="gate tier: 0-1 hard (default 1), 2-3 soft, >= 4 none")  # fmt: skip
     p.add_argument("--disable-gates", action="store_true", help="evaluate no gate (tier none)")
@@ -175,27 +176,12 @@ def build(parser: Parser, name: str) -> None:
     p.add_argument("--expect-phase", metavar="PHASE",
                    help="refuse (exit 1) unless the run is still at this phase")  # fmt: skip
 
-    p = sub("rollback", "move the run back to an earlier phase (reopens a completed run)", _rollback)
-    run_arg(p)
+
+def _rollback_options(p: Parser) -> None:
+    _run_arg(p)
     p.add_argument("--to-phase", required=True, metavar="PHASE", help="an earlier phase of the chain")
     p.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
     p.add_argument("--reason", metavar="TEXT", help="recorded on the rollback event")
-
-    from kernel.cli import runtrack
-
-    parsers.update(runtrack.build(subs))
-    _load_extensions(subs, parsers)
-
-
-def _load_extensions(subs: argparse._SubParsersAction[Parser], parsers: dict[str, Parser]) -> None:
-    for ext in EXTENSIONS:
-        try:
-            module = importlib.import_module(ext)
-        except ModuleNotFoundError as exc:
-            if exc.name == ext:
-                continue
-            raise
-        module.extend(subs, parsers)
 
 
 # -- output -----------------------------------------------------------------------------------------
@@ -217,6 +203,12 @@ def _emit_run(ctx: Ctx, run: Run) -> None:
 
 
 def _create(args: argparse.Namespace, ctx: Ctx) -> int:
+    if args.projects is not None:
+        from kernel.cli import run_portfolio
+
+        return run_portfolio.create(args, ctx)
+    if args.max_dispatches is not None:
+        raise UsageError("--max-dispatches applies to portfolio runs; give --projects=A,B[,...]")
     from kernel import runs
 
     phases = json_flag(args, "phases", "phases")
@@ -235,14 +227,19 @@ def _create(args: argparse.Namespace, ctx: Ctx) -> int:
 def _status(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runs
 
-    _emit_run(ctx, runs.get_run(ctx.conn(), args.run))
+    run = runs.get_run(ctx.run_conn(args.run), args.run)
+    if run.is_portfolio_parent:
+        from kernel.cli import run_portfolio
+
+        return run_portfolio.status(ctx, run)
+    _emit_run(ctx, run)
     return 0
 
 
 def _phase(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import queries as q
 
-    row = q.fetch_one(ctx.conn(), q.RUN_PHASE, args.run)
+    row = q.fetch_one(ctx.run_conn(args.run), q.RUN_PHASE, args.run)
     if row is None:
         raise NotFound(f"no run {args.run!r} in this database")
     run_id, phase, status = row
@@ -251,6 +248,10 @@ def _phase(args: argparse.Namespace, ctx: Ctx) -> int:
 
 
 def _list(args: argparse.Namespace, ctx: Ctx) -> int:
+    if args.portfolio:
+        from kernel.cli import run_portfolio
+
+        return run_portfolio.list_parents(args, ctx)
     from kernel import runs
     from kernel.cli import output
 
@@ -264,7 +265,7 @@ def _events(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runs
     from kernel.cli import output
 
-    conn = ctx.conn()
+    conn = ctx.run_conn(args.run)
     runs.get_run(conn, args.run)
     limit = -1 if args.limit is None else args.limit
     found = q.fetch_all(conn, q.EVENTS_OF_RUN_SINCE, args.run, args.since, limit)
@@ -282,7 +283,12 @@ def _events(args: argparse.Namespace, ctx: Ctx) -> int:
 def _cancel(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runs
 
-    run = runs.cancel_run(ctx.conn(), args.run, reason=args.reason)
+    conn = ctx.run_conn(args.run)
+    if runs.get_run(conn, args.run).is_portfolio_parent:
+        from kernel.cli import run_portfolio
+
+        return run_portfolio.cancel(args, ctx)
+    run = runs.cancel_run(conn, args.run, reason=args.reason)
     ctx.emit(run.to_json(), f"cancelled {run.id} at {run.phase}")
     return 0
 
@@ -315,13 +321,21 @@ _SET_FLAGS = (
 def _set(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runs
 
+    conn = ctx.run_conn(args.run)
     changes = {key: getattr(args, key) for key in _SET_FLAGS if getattr(args, key) is not UNSET}
     metadata = json_flag(args, "metadata", "metadata")
     if metadata is not UNSET:
         changes["metadata"] = metadata
     if args.gates_file or args.gates is not UNSET:
         changes["gate_rules"] = gates_arg(args)
-    run = runs.set_run(ctx.conn(), args.run, **changes)
+    if args.max_dispatches is not UNSET:
+        if not runs.get_run(conn, args.run).is_portfolio_parent:
+            raise UsageError(
+                f"--max-dispatches applies to portfolio runs only; {args.run} is not a portfolio "
+                "(in --db, or ./.clavain/portfolio.db)"
+            )
+        changes["max_dispatches"] = args.max_dispatches
+    run = runs.set_run(conn, args.run, **changes)
     _emit_run(ctx, run)
     return 0
 
@@ -329,7 +343,7 @@ def _set(args: argparse.Namespace, ctx: Ctx) -> int:
 def _skip(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runs
 
-    added = runs.skip_phase(ctx.conn(), args.run, args.phase, args.reason)
+    added = runs.skip_phase(ctx.run_conn(args.run), args.run, args.phase, args.reason)
     body = {"run_id": args.run, "phase": args.phase, "skipped": True, "already": not added}
     ctx.emit(body, f"{args.run}: {args.phase} will be skipped" + ("" if added else " (already was)"))
     return 0
@@ -339,7 +353,7 @@ def _advance(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runs
 
     result = runs.advance(
-        ctx.conn(), args.run, priority=args.priority, disable_gates=args.disable_gates,
+        ctx.run_conn(args.run), args.run, priority=args.priority, disable_gates=args.disable_gates,
         skip_reason=args.skip_reason, expect_phase=args.expect_phase, db_path=ctx.db_path(),
     )  # fmt: skip
     text = f"{result.from_phase} -> {result.to_phase}"
@@ -356,7 +370,84 @@ def _advance(args: argparse.Namespace, ctx: Ctx) -> int:
 def _rollback(args: argparse.Namespace, ctx: Ctx) -> int:
     from kernel import runs
 
-    result = runs.rollback(ctx.conn(), args.run, args.to_phase, dry_run=args.dry_run, reason=args.reason)
+    conn = ctx.run_conn(args.run)
+    result = runs.rollback(conn, args.run, args.to_phase, dry_run=args.dry_run, reason=args.reason)
     verb = "would roll back" if result.dry_run else "rolled back"
     ctx.emit(result.to_json(), f"{verb} {result.from_phase} -> {result.to_phase}")
     return 0
+
+
+def _tokens(args: argparse.Namespace, ctx: Ctx) -> int:
+    from kernel import budget
+    from kernel.cli import output
+
+    conn = ctx.run_conn(args.run)
+    totals = budget.tokens_of_run(conn, _run_or_not_found(conn, args.run))
+    ctx.emit(totals.to_json(), lambda: output.emit_fields(totals.to_json()))
+    return 0
+
+
+def _budget(args: argparse.Namespace, ctx: Ctx) -> int:
+    from kernel import budget
+
+    conn = ctx.run_conn(args.run)
+    run = _run_or_not_found(conn, args.run)
+    status = budget.check_budget(conn, run)
+    if status.token_budget is None:
+        text = f"{run.id}: no token budget (used {status.used})"
+    else:
+        text = f"{run.id}: {status.level}, used {status.used} of {status.token_budget}"
+    ctx.emit(status.to_json(), text)
+    return 1 if status.exceeded else 0
+
+
+def _run_or_not_found(conn: sqlite3.Connection, run_id: str) -> Run:
+    from kernel import queries as q
+
+    run = q.fetch_one(conn, q.RUN_BY_ID, run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id!r} in this database; see `ic run list`")
+    return run
+
+
+# -- the group --------------------------------------------------------------------------------------
+
+# Every subcommand of `ic run` (with `agent` and `artifact` from kernel/cli/runtrack.py): its help, the
+# handler that runs it, and the function declaring its options.
+COMMANDS: dict[str, Command] = {
+    "create": Command("create a run at the first phase of its chain", _create, _create_options),
+    "status": Command("show a run (a portfolio parent: with its children)", _status, _run_arg),
+    "phase": Command("print a run's current phase", _phase, _run_arg),
+    "list": Command("list runs, newest first", _list, _list_options),
+    "events": Command("list a run's events, oldest first", _events, _events_options),
+    "cancel": Command("cancel an active run", _cancel, _cancel_options),
+    "current": Command(
+        "the newest active run of a project (exit 1 when none)",
+        _current,
+        _current_options,
+        description="The newest active run of a project (exit 1 when none). The run's project directory "
+        "must equal the absolute form of --project exactly: there is no walking up, so from a "
+        "subdirectory of the project pass --project=<project dir>.",
+    ),
+    "set": Command("change a run's settings (one event lists old and new values)", _set, _set_options),
+    "skip": Command("pre-skip a phase ahead of the run (advances pass over it)", _skip, _skip_options),
+    "advance": Command("move the run to its next phase through the gate", _advance, _advance_options),
+    "rollback": Command(
+        "move the run back to an earlier phase (reopens a completed run)", _rollback, _rollback_options
+    ),
+    "tokens": Command(
+        "token totals of a run's dispatches",
+        _tokens,
+        _run_arg,
+        description="Token totals of a run's dispatches: input_tokens, output_tokens, cache_hits, "
+        "total_tokens (input + output). For a portfolio parent, the sum over its children's projects.",
+    ),
+    "budget": Command(
+        "where a run stands against its token budget; exit 1 while used >= budget",
+        _budget,
+        _run_arg,
+        description="Where a run stands against its token budget. Level-triggered: exit 1 whenever the "
+        "run has used at least its --token-budget, 0 otherwise (also when it has no budget). Writes "
+        "budget.warning/budget.exceeded events for thresholds crossed and not yet announced.",
+    ),
+}  # fmt: skip

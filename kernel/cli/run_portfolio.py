@@ -1,167 +1,26 @@
-"""Portfolio options of `ic run`: `create --projects`, `list --portfolio`, `set --max-dispatches`, and
-status/cancel (and the other run-id commands) on portfolio parents.
+"""The portfolio cases of `ic run` subcommands, called by their handlers in kernel/cli/run.py.
 
-`kernel.cli.run` calls `extend(subs, parsers)` on every `ic run ...`, so this module imports nothing
-heavy: it adds options and wraps handlers; the portfolio package is only imported once a handler
-decides the run at hand is a portfolio. A run id is a portfolio parent when the portfolio database
-(`--db`, else `./.clavain/portfolio.db`) holds it with an empty project and no parent; every other
-case falls through to the original handler unchanged.
+`run create --projects`, `run list --portfolio`, and `run status`/`run cancel` of a portfolio parent
+(which `ctx.run_conn` found in the portfolio database). The options are declared in kernel/cli/run.py
+with the rest of the group; the portfolio package is imported only here, once a handler knows the
+run at hand is a portfolio.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
-from kernel.cli.common import Ctx, Parser, bounded_int, nullable
+from kernel import clikit
+from kernel.cli import output
+from kernel.cli.common import Ctx
 
-Handler = Callable[[argparse.Namespace, Ctx], int]
-
-# Subcommands taking a run id whose default database, for a portfolio parent, is the portfolio one.
-_ROUTED = ("events", "advance", "rollback", "skip", "tokens", "budget", "agent", "artifact")
+if TYPE_CHECKING:
+    from kernel.model import Run
 
 
-# Accepts `none` on `run set` to clear the limit; on `run create` none is the default anyway.
-_max_dispatches = nullable(bounded_int("max-dispatches", 1))
-
-
-_UNSET: Any = object()
-
-
-def extend(subs: argparse._SubParsersAction[Parser], parsers: dict[str, Parser]) -> None:
-    create = parsers.get("create")
-    if create is not None:
-        create.add_argument("--projects", help="A,B[,...]: create a portfolio with one child run per project")
-        create.add_argument(
-            "--max-dispatches",
-            type=_max_dispatches,
-            help="portfolio: hard limit on running dispatches of all children",
-        )
-        _wrap(create, _create)
-    listing = parsers.get("list")
-    if listing is not None:
-        listing.add_argument("--portfolio", action="store_true", help="list portfolio runs (parents)")
-        _wrap(listing, _list)
-    setter = parsers.get("set")
-    if setter is not None:
-        setter.add_argument("--max-dispatches", type=_max_dispatches, default=_UNSET,
-                            help="portfolio runs only: a number, or none to clear")  # fmt: skip
-        _wrap(setter, _set)
-    for name, handler in (("status", _status), ("cancel", _cancel)):
-        if name in parsers:
-            _wrap(parsers[name], handler)
-    for name in _ROUTED:
-        if name in parsers:
-            _wrap_leaves(parsers[name])
-
-
-def _wrap_leaves(parser: Parser) -> None:
-    """Route a command, or each command of a group (`run agent add|list`, ...), that takes a run id."""
-    if parser.get_default("handler") is not None:
-        _wrap(parser, _routed)
-        return
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for child in action.choices.values():
-                _wrap_leaves(child)
-
-
-def _wrap(parser: Parser, handler: Callable[[argparse.Namespace, Ctx, Handler], int]) -> None:
-    original: Handler = parser.get_default("handler")
-
-    def wrapped(args: argparse.Namespace, ctx: Ctx) -> int:
-        return handler(args, ctx, original)
-
-    parser.set_defaults(handler=wrapped)
-
-
-# -- routing ----------------------------------------------------------------------------------------
-
-
-def _default_portfolio_db() -> str:
-    return os.path.join(os.getcwd(), ".clavain", "portfolio.db")
-
-
-def route_to_portfolio(ctx: Ctx, run_id: str | None) -> bool:
-    """Whether `run_id` is a portfolio parent; if so, `ctx` now points at its portfolio database.
-
-    Used by every `ic run` and `ic gate` command that takes a run id, so a parent id works from the
-    workspace without `--db`.
-
-    With `--db`, that database decides. Without it, `./.clavain/portfolio.db` is consulted when it
-    exists; a problem with that file never breaks a command meant for the project database.
-    """
-    if not run_id:
-        return False
-    from kernel import queries as q
-    from kernel.events import is_unicode
-
-    if not is_unicode(run_id):
-        return False  # never a portfolio id; the command's own handler reports it
-
-    if ctx.db:
-        run = q.fetch_one(ctx.conn(), q.RUN_BY_ID, run_id)
-        return run is not None and run.is_portfolio_parent
-    path = _default_portfolio_db()
-    if not os.path.isfile(path):
-        return False
-    from pathlib import Path
-
-    from kernel import db as kdb
-    from kernel.errors import KernelError
-
-    try:
-        conn = kdb.open_db(Path(path), timeout=ctx.timeout)
-    except KernelError as exc:
-        _unreadable[:] = [exc.message]
-        return False
-    try:
-        run = q.fetch_one(conn, q.RUN_BY_ID, run_id)
-    finally:
-        conn.close()
-    if run is None or not run.is_portfolio_parent:
-        return False
-    ctx.close()
-    ctx.db = path
-    return True
-
-
-# Why ./.clavain/portfolio.db could not be consulted, if it exists but could not be opened.
-_unreadable: list[str] = []
-
-
-def _as_project_run(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
-    """The original handler; if it fails while an unreadable portfolio database was skipped, say so
-    (a parent id would otherwise get a baffling 'no run' or 'no intercore.db' answer)."""
-    from kernel.errors import KernelError
-
-    try:
-        return original(args, ctx)
-    except KernelError as exc:
-        if not _unreadable:
-            raise
-        raise type(exc)(f"{exc.message} (./.clavain/portfolio.db was skipped: {_unreadable[0]})") from exc
-
-
-def _routed(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
-    if route_to_portfolio(ctx, getattr(args, "run", None)):
-        return original(args, ctx)
-    return _as_project_run(args, ctx, original)
-
-
-# -- handlers ---------------------------------------------------------------------------------------
-
-
-def _create(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
-    if args.projects is None:
-        if args.max_dispatches is not None:
-            from kernel.errors import UsageError
-
-            raise UsageError("--max-dispatches applies to portfolio runs; give --projects=A,B[,...]")
-        return original(args, ctx)
-    from kernel.cli import output
+def create(args: argparse.Namespace, ctx: Ctx) -> int:
+    """`ic run create --projects=A,B[,...]`: a parent and one child per project."""
     from kernel.cli.run import gates_arg, json_flag
     from kernel.errors import UsageError
     from kernel.portfolio.create import PortfolioSpec, create_portfolio, parse_projects
@@ -187,11 +46,9 @@ def _create(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
     return 0
 
 
-def _list(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
-    if not args.portfolio:
-        return original(args, ctx)
+def list_parents(args: argparse.Namespace, ctx: Ctx) -> int:
+    """`ic run list --portfolio`: the portfolio runs of the portfolio database."""
     from kernel import queries as q
-    from kernel.cli import output
     from kernel.cli.portfolio import portfolio_conn
 
     conn = portfolio_conn(ctx)
@@ -211,17 +68,12 @@ def _list(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
     return 0
 
 
-def _status(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
-    if not route_to_portfolio(ctx, args.run):
-        return _as_project_run(args, ctx, original)
-    from kernel.cli import output
+def status(ctx: Ctx, parent: Run) -> int:
+    """`ic run status <parent>`: the parent's fields and each child as its project sees it now."""
     from kernel.portfolio.contracts import PortfolioRunStatus
-    from kernel.portfolio.lookup import get_portfolio
     from kernel.portfolio.status import portfolio_status
 
-    conn = ctx.conn()
-    parent = get_portfolio(conn, args.run)
-    rows = portfolio_status(conn, args.run)
+    rows = portfolio_status(ctx.conn(), parent.id)
     body = PortfolioRunStatus.of(parent, rows).to_json()
 
     def text() -> None:
@@ -236,11 +88,8 @@ def _status(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
     return 0
 
 
-def _cancel(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
-    if not route_to_portfolio(ctx, args.run):
-        return _as_project_run(args, ctx, original)
-    import sys
-
+def cancel(args: argparse.Namespace, ctx: Ctx) -> int:
+    """`ic run cancel <parent>`: the parent, every active child and their running dispatches."""
     from kernel.portfolio.cancel import cancel_portfolio
 
     result = cancel_portfolio(ctx.conn(), args.run, reason=args.reason, timeout=ctx.timeout)
@@ -251,33 +100,5 @@ def _cancel(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
         f"cancelled portfolio {result.parent.id}: {cancelled} children, {killed} dispatches killed",
     )
     for failed in result.errors:
-        sys.stderr.write(f"ic: {failed.project}: {failed.error}; child {failed.run_id} may still be active\n")
+        clikit.say("ic", f"{failed.project}: {failed.error}; child {failed.run_id} may still be active")
     return 2 if result.errors else 0
-
-
-def _set(args: argparse.Namespace, ctx: Ctx, original: Handler) -> int:
-    is_parent = route_to_portfolio(ctx, args.run)
-    if args.max_dispatches is _UNSET:
-        return original(args, ctx) if is_parent else _as_project_run(args, ctx, original)
-    from kernel.errors import UsageError
-
-    if not is_parent:
-        raise UsageError(
-            f"--max-dispatches applies to portfolio runs only; {args.run} is not a portfolio "
-            "(in --db, or ./.clavain/portfolio.db)"
-        )
-    from kernel import runs
-    from kernel.cli import run as run_cli
-
-    changes: dict[str, Any] = {
-        key: getattr(args, key) for key in run_cli._SET_FLAGS if getattr(args, key) is not run_cli.UNSET
-    }
-    metadata = run_cli.json_flag(args, "metadata", "metadata")
-    if metadata is not run_cli.UNSET:
-        changes["metadata"] = metadata
-    if args.gates_file or args.gates is not run_cli.UNSET:
-        changes["gate_rules"] = run_cli.gates_arg(args)
-    changes["max_dispatches"] = args.max_dispatches
-    run = runs.set_run(ctx.conn(), args.run, **changes)
-    run_cli._emit_run(ctx, run)
-    return 0

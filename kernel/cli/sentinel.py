@@ -7,38 +7,30 @@ when throttled, so a hook can write `ic sentinel check nudge --interval=10m && n
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from kernel import state
 from kernel.cli import output
-from kernel.cli.common import Ctx, Parser, add_subcommands
+from kernel.cli.common import Ctx
+from kernel.clikit import Command, Parser, add_commands
 from kernel.durations import parse_duration
 
 SENTINEL_HEADER = ("name", "scope", "last_fired")
 
 
-def build(parser: Parser, name: str) -> None:
-    subs = add_subcommands(parser)
+def build(parser: Parser, name: str, argv: Sequence[str]) -> None:
+    add_commands(parser, COMMANDS, argv)
 
-    p = subs.add_parser(
-        "check",
-        help="exit 0 and fire if <name> [<scope>] last fired at least --interval ago, else exit 1",
-    )
+
+def _check_options(p: Parser) -> None:
     _name_scope(p)
     p.add_argument(
         "--interval", required=True, metavar="DUR", help="minimum time between firings (0: always fire)"
     )
-    p.set_defaults(handler=_check)
 
-    p = subs.add_parser("reset", help="forget when <name> [<scope>] last fired (exit 1 when unknown)")
-    _name_scope(p)
-    p.set_defaults(handler=_reset)
 
-    p = subs.add_parser("list", help="list sentinels: name, scope, last_fired")
-    p.set_defaults(handler=_list)
-
-    p = subs.add_parser("prune", help="delete sentinels that last fired more than --older-than ago")
+def _prune_options(p: Parser) -> None:
     p.add_argument("--older-than", required=True, metavar="DUR", help="e.g. 7d: the age of the last firing")
-    p.set_defaults(handler=_prune)
 
 
 def _name_scope(p: Parser) -> None:
@@ -79,3 +71,16 @@ def _prune(args: argparse.Namespace, ctx: Ctx) -> int:
     result = state.prune_sentinels(ctx.conn(), older_than)
     ctx.emit(result.to_json(), f"pruned {result.pruned} sentinels")
     return 0
+
+
+# -- the group --------------------------------------------------------------------------------------
+
+COMMANDS: dict[str, Command] = {
+    "check": Command(
+        "exit 0 and fire if <name> [<scope>] last fired at least --interval ago, else exit 1", _check,
+        _check_options,
+    ),
+    "reset": Command("forget when <name> [<scope>] last fired (exit 1 when unknown)", _reset, _name_scope),
+    "list": Command("list sentinels: name, scope, last_fired", _list),
+    "prune": Command("delete sentinels that last fired more than --older-than ago", _prune, _prune_options),
+}  # fmt: skip

@@ -9,47 +9,30 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 from kernel import state
 from kernel.cli import output
-from kernel.cli.common import Ctx, Parser, add_subcommands
-from kernel.cli.events import printable_json
+from kernel.cli.common import Ctx
+from kernel.clikit import Command, Parser, add_commands
 from kernel.durations import parse_duration
 from kernel.errors import UsageError
 from kernel.model import StateEntry
 
 
-def build(parser: Parser, name: str) -> None:
-    subs = add_subcommands(parser)
+def build(parser: Parser, name: str, argv: Sequence[str]) -> None:
+    add_commands(parser, COMMANDS, argv)
 
-    p = subs.add_parser(
-        "set",
-        help="store the JSON payload read from stdin under <key> [<scope>]",
-        description=(
-            "Store the JSON value read from stdin (at most 64 KiB, nesting depth 32, nothing that looks "
-            'like a credential: store a reference such as "$OPENAI_API_KEY" instead).'
-        ),
-    )
+
+def _set_options(p: Parser) -> None:
     _key_scope(p)
     p.add_argument(
         "--ttl", metavar="DUR", help="expire after this long (e.g. 30s, 10m, 1h; whole seconds, rounded up)"
     )
-    p.set_defaults(handler=_set)
 
-    p = subs.add_parser("get", help="print the payload of <key> [<scope>] (exit 1 when missing or expired)")
-    _key_scope(p)
-    p.set_defaults(handler=_get)
 
-    p = subs.add_parser("delete", help="delete <key> [<scope>] (exit 1 when missing)")
-    _key_scope(p)
-    p.set_defaults(handler=_delete)
-
-    p = subs.add_parser("list", help="list live entries: key, scope, expires_at, updated_at, payload")
+def _list_options(p: Parser) -> None:
     p.add_argument("--scope", help="only this scope ('' is the global scope)")
-    p.set_defaults(handler=_list)
-
-    p = subs.add_parser("prune", help="delete expired entries")
-    p.set_defaults(handler=_prune)
 
 
 def _key_scope(p: Parser) -> None:
@@ -90,7 +73,7 @@ def _set(args: argparse.Namespace, ctx: Ctx) -> int:
 
 def _get(args: argparse.Namespace, ctx: Ctx) -> int:
     entry = state.get_state(ctx.conn(), args.key, args.scope)
-    ctx.emit(entry.to_json(), printable_json(entry.payload))
+    ctx.emit(entry.to_json(), output.json_text(entry.payload))
     return 0
 
 
@@ -105,7 +88,7 @@ def _list(args: argparse.Namespace, ctx: Ctx) -> int:
     ctx.emit(
         [e.to_json() for e in entries],
         lambda: output.emit_table(
-            ((e.key, e.scope, e.expires_at, e.updated_at, printable_json(e.payload)) for e in entries),
+            ((e.key, e.scope, e.expires_at, e.updated_at, output.json_text(e.payload)) for e in entries),
             header=("key", "scope", "expires_at", "updated_at", "payload"),
         ),
     )
@@ -121,3 +104,18 @@ def _prune(args: argparse.Namespace, ctx: Ctx) -> int:
 def _describe(entry: StateEntry) -> str:
     where = f"{entry.key} [{entry.scope}]" if entry.scope else entry.key
     return where if entry.expires_at is None else f"{where} (expires at {entry.expires_at})"
+
+
+# -- the group --------------------------------------------------------------------------------------
+
+COMMANDS: dict[str, Command] = {
+    "set": Command(
+        "store the JSON payload read from stdin under <key> [<scope>]", _set, _set_options,
+        description="Store the JSON value read from stdin (at most 64 KiB, nesting depth 32, nothing that "
+        'looks like a credential: store a reference such as "$OPENAI_API_KEY" instead).',
+    ),
+    "get": Command("print the payload of <key> [<scope>] (exit 1 when missing or expired)", _get, _key_scope),
+    "delete": Command("delete <key> [<scope>] (exit 1 when missing)", _delete, _key_scope),
+    "list": Command("list live entries: key, scope, expires_at, updated_at, payload", _list, _list_options),
+    "prune": Command("delete expired entries", _prune),
+}  # fmt: skip

@@ -21,7 +21,7 @@ from typing import Any
 from kernel import clock
 from kernel import queries as q
 from kernel.db import write_tx
-from kernel.dispatch import procs, records, slots
+from kernel.dispatch import procs, records
 from kernel.dispatch.agents.usage import TokenUsage
 from kernel.dispatch.records import get
 from kernel.dispatch.spawn import DISPATCH_DIR, SpawnFailed, check_project, spawn
@@ -134,7 +134,10 @@ def _expire(conn: sqlite3.Connection, dispatch_id: str, timeout_s: float) -> Dis
 
 
 def wait(
-    conn: sqlite3.Connection, db_path: Path | None, dispatch_id: str, timeout_s: float | None = None
+    conn: sqlite3.Connection,
+    db_path: str | os.PathLike[str] | None,
+    dispatch_id: str,
+    timeout_s: float | None = None,
 ) -> Dispatch:
     """Block until the dispatch is terminal; on `timeout_s`, end its processes and record `timeout`.
 
@@ -260,7 +263,9 @@ def begin_external(
     output = None if output_file is None else str(Path(os.path.abspath(output_file)))
     run = records.run_of(conn, scope_id)
     if run is not None and run.parent_run_id is not None:
-        slots.acquire(run, dispatch_id, str(project), pid)
+        from kernel.portfolio.slots import acquire_slot  # plain projects never load the portfolio code
+
+        acquire_slot(run, dispatch_id, str(project), pid)
     owner = records.own_identity()
     pid_start = None if pid is None else procs.start_time(pid)
     try:
@@ -274,8 +279,10 @@ def begin_external(
             records.mark_running_in_tx(conn, dispatch_id, pid, {"pid_start": pid_start, **owner})
             return get(conn, dispatch_id)
     except BaseException:
-        if run is not None:
-            slots.release(run, dispatch_id)
+        if run is not None and run.parent_run_id is not None:
+            from kernel.portfolio.slots import release_slot
+
+            release_slot(run, dispatch_id)
         raise
 
 

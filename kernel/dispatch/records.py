@@ -160,9 +160,9 @@ def _check_budget(conn: sqlite3.Connection, scope_id: str | None) -> None:
 def _release_slot(conn: sqlite3.Connection, row: Dispatch) -> None:
     run = run_of(conn, row.scope_id)
     if run is not None and run.parent_run_id is not None:
-        from kernel.dispatch import slots
+        from kernel.portfolio.slots import release_slot
 
-        slots.release(run, row.id)
+        release_slot(run, row.id)
 
 
 def validate_usage(usage: TokenUsage) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from kernel import clock
 from kernel.db import write_tx
-from kernel.dispatch import config, records, slots
+from kernel.dispatch import config, records
 from kernel.dispatch.agents import command as command_kind
 from kernel.errors import KernelError, Refused, StorageError, UsageError
 from kernel.model import Dispatch
@@ -224,7 +224,7 @@ def _int_or_none(value: object) -> int | None:
 
 def spawn(
     conn: sqlite3.Connection,
-    db_path: Path,
+    db_path: str | os.PathLike[str],
     *,
     prompt_file: str | os.PathLike[str],
     project_dir: str | os.PathLike[str],
@@ -279,14 +279,18 @@ def spawn(
 
     run = records.run_of(conn, scope_id)
     if run is not None and run.parent_run_id is not None:
-        slots.acquire(run, dispatch_id, str(project), None)
+        from kernel.portfolio.slots import acquire_slot  # plain projects never load the portfolio code
+
+        acquire_slot(run, dispatch_id, str(project), None)
     try:
         with write_tx(conn):
             records.admit(conn, scope_id)
             insert_row()
     except BaseException:
-        if run is not None:
-            slots.release(run, dispatch_id)
+        if run is not None and run.parent_run_id is not None:
+            from kernel.portfolio.slots import release_slot
+
+            release_slot(run, dispatch_id)
         raise
 
     spec: dict[str, object] = {

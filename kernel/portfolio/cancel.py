@@ -9,7 +9,6 @@ cancelling again later reaches it.
 
 from __future__ import annotations
 
-import importlib
 import sqlite3
 from dataclasses import asdict, dataclass, field
 
@@ -17,7 +16,8 @@ from kernel import clock, events
 from kernel import db as kdb
 from kernel import eventtypes as et
 from kernel import queries as q
-from kernel.errors import KernelError, Refused, StorageError
+from kernel.dispatch import api as dispatch_api
+from kernel.errors import KernelError, Refused
 from kernel.model import JsonObject, Run
 from kernel.portfolio.contracts import CancelledProject, PortfolioCancelled
 from kernel.portfolio.lookup import children, get_portfolio
@@ -89,13 +89,9 @@ def _kill_dispatches(conn: sqlite3.Connection, run_id: str) -> list[str]:
     live = [d for d in q.fetch_all(conn, q.DISPATCHES_OF_SCOPE, run_id) if not d.is_terminal]
     if not live:
         return []
-    try:
-        api = importlib.import_module("kernel.dispatch.api")
-    except ModuleNotFoundError:
-        raise StorageError("kernel.dispatch.api is not available; cannot kill dispatches") from None
     killed: list[str] = []
     for dispatch in live:
-        api.kill(conn, dispatch.id)
+        dispatch_api.kill(conn, dispatch.id)
         killed.append(dispatch.id)
     return killed
 

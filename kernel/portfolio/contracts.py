@@ -1,14 +1,15 @@
 """The `--json` documents of the portfolio commands, as dataclasses (one per output shape).
 
-Each portfolio command builds its JSON as `asdict()` of one of these, so the JSON Schemas in
-docs/contracts/ can be generated from them (register them in `kernel.contracts.CONTRACTS`).
+Each portfolio command builds its JSON as `asdict()` of one of these (`to_json()` of the two that
+hold `ChildStatus` rows, row types themselves), so the JSON Schemas in docs/contracts/ can be generated
+from them (register them in `kernel.contracts.CONTRACTS`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from kernel.model import Run
+from kernel.model import RowType, Run
 from kernel.portfolio.rows import ChildStatus
 
 
@@ -29,8 +30,7 @@ class PortfolioCreated:
     children: list[CreatedChild]
 
 
-@dataclass(frozen=True, slots=True)
-class PortfolioStatus:
+class PortfolioStatus(RowType):
     """`ic portfolio status <pid> --json`."""
 
     id: str
@@ -85,7 +85,6 @@ class PortfolioCancelled:
     projects: list[CancelledProject]
 
 
-@dataclass(frozen=True, slots=True)
 class PortfolioRunStatus(Run):
     """`ic run status <portfolio> --json`: the parent run's fields plus its children as in status."""
 
@@ -93,5 +92,4 @@ class PortfolioRunStatus(Run):
 
     @classmethod
     def of(cls, parent: Run, children: list[ChildStatus]) -> PortfolioRunStatus:
-        values = {f.name: getattr(parent, f.name) for f in fields(Run)}
-        return cls(**values, children=children)
+        return cls(**{field: getattr(parent, field) for field in Run.FIELDS}, children=children)

@@ -1,4 +1,4 @@
-"""Portfolio gate checks, registered with the gate engine when it first needs them.
+"""Portfolio gate checks, named in the gate engine's table (`kernel.gates.CHECKS`).
 
 - `children_at_phase` guards a portfolio parent: it may enter phase X only when every child that is
   not cancelled is at or past X in its own chain (a failed child blocks).
@@ -20,7 +20,7 @@ from typing import Any
 from kernel import db as kdb
 from kernel import queries as q
 from kernel.errors import KernelError, StorageError
-from kernel.gates import ConditionResult, GateContext, register_check
+from kernel.gates import ConditionResult, GateContext
 from kernel.model import Run
 from kernel.phase import at_or_past
 from kernel.portfolio.childdb import CHILD_TIMEOUT, read_child_or_error
@@ -116,7 +116,3 @@ def check_upstreams_at_phase(ctx: GateContext, rule: dict[str, Any]) -> Conditio
     return _result(
         "upstreams_at_phase", phase, _lagging(upstreams, phase), len(upstreams), "upstream projects"
     )
-
-
-register_check("children_at_phase", check_children_at_phase)
-register_check("upstreams_at_phase", check_upstreams_at_phase)

@@ -1,19 +1,20 @@
 """Row types of the portfolio tables and of `ic portfolio status`.
 
 They live here rather than in kernel.model because only portfolio code and its readers use them;
-each follows the kernel.model conventions (frozen, slotted, `from_row`, `to_json`).
+each is a `kernel.model.RowType` (frozen, slotted, `from_row`, `to_json`). `kernel.queries` imports
+this module, so it is on `ic`'s start-up path: no dataclasses, no typing at run time.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, NamedTuple
+from kernel.model import RowType
 
-from kernel.model import JsonObject
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 
-@dataclass(frozen=True, slots=True)
-class RelayCursor:
+class RelayCursor(RowType):
     """How far the relay has read one child project's event stream for one portfolio.
 
     A negative `last_event_id` means the relay stopped relaying this project because its database was
@@ -29,10 +30,6 @@ class RelayCursor:
 
     COLUMNS: ClassVar[str] = "portfolio_id, project_dir, last_event_id, updated_at"
 
-    @classmethod
-    def from_row(cls, row: Any) -> RelayCursor:
-        return cls(*tuple(row))
-
     @property
     def stalled(self) -> bool:
         return self.last_event_id < 0
@@ -42,12 +39,9 @@ class RelayCursor:
         """The last child event id relayed (for a stalled cursor: where it was when it stopped)."""
         return abs(self.last_event_id)
 
-    def to_json(self) -> JsonObject:
-        return asdict(self)
 
-
-class ChildEvent(NamedTuple):
-    """The columns of a child's phase event that the relay copies (a tuple: thousands per tick)."""
+class ChildEvent(RowType):
+    """The columns of a child's phase event that the relay copies."""
 
     id: int
     type: str
@@ -57,8 +51,7 @@ class ChildEvent(NamedTuple):
     timestamp: int
 
 
-@dataclass(frozen=True, slots=True)
-class DispatchSlot:
+class DispatchSlot(RowType):
     """A dispatch counted against its portfolio's `max_dispatches`."""
 
     portfolio_id: str
@@ -69,16 +62,8 @@ class DispatchSlot:
 
     COLUMNS: ClassVar[str] = "portfolio_id, dispatch_id, project_dir, pid, acquired_at"
 
-    @classmethod
-    def from_row(cls, row: Any) -> DispatchSlot:
-        return cls(*tuple(row))
 
-    def to_json(self) -> JsonObject:
-        return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
-class ChildStatus:
+class ChildStatus(RowType):
     """One line of `ic portfolio status`: a child as its own project database sees it right now.
 
     `ready` means the child could enter its next phase as far as its upstream projects are concerned;
@@ -95,6 +80,3 @@ class ChildStatus:
     blocked_by: list[str]
     upstreams: list[str]
     error: str | None
-
-    def to_json(self) -> JsonObject:
-        return asdict(self)

@@ -16,7 +16,7 @@ from pathlib import Path
 from kernel import clock
 from kernel import db as kdb
 from kernel import queries as q
-from kernel.errors import KernelError, NotFound, Refused
+from kernel.errors import KernelError, NotFound, Refused, StorageError
 from kernel.model import Run
 from kernel.portfolio.budget import refuse_if_over_budget
 from kernel.portfolio.childdb import open_child_db
@@ -162,9 +162,14 @@ def acquire_slot(
     A no-op for runs outside a portfolio; a portfolio without `max_dispatches` holds no slots but still
     refuses new work once its enforced token budget is spent.
     """
-    target = portfolio_of(run)
-    if target is None:
+    if run.parent_run_id is None:
         return
+    target = portfolio_of(run)
+    if target is None:  # fail closed: a child's dispatches never escape its portfolio's limit
+        raise StorageError(
+            f"run {run.id} is a child of portfolio {run.parent_run_id} but its portfolio database is not "
+            "on record (metadata.portfolio_db); cannot count its dispatch slots"
+        )
     path, portfolio_id = target
     conn = kdb.open_db(path, timeout=timeout)
     try:

@@ -15,17 +15,23 @@ import pytest
 from bigend.core.snapshot import KernelState
 from bigend.demo import DemoInfo, build_demo
 from kernel import db as kdb
-from kernel import runs
+from kernel import runs, terminal
 from tests.conftest import REPO_ROOT
+from tests.hostile import SAMPLES, assert_inert, dir_name, everything
 from tests.kernel.test_contracts import load_schema, validate
 
 SCHEMA = REPO_ROOT / "docs" / "contracts" / "bigend-state.schema.json"
 
 
-def bigend(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def bigend(*args: str, cwd: Path | None = None, columns: int = 160) -> subprocess.CompletedProcess[str]:
     found = shutil.which("bigend")
     command = [found] if found else [sys.executable, "-m", "bigend"]
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "160", "HOME": str(cwd or REPO_ROOT)}
+    env = {
+        **os.environ,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "COLUMNS": str(columns),
+        "HOME": str(cwd or REPO_ROOT),
+    }
     return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
 
 
@@ -78,6 +84,29 @@ def test_untrusted_names_are_printed_literally(tmp_path: Path) -> None:
     assert "[bold red]evil" in done.stdout and "\x1b[" not in done.stdout
     as_json = json.loads(bigend("--once", "--json", "--root", str(tmp_path)).stdout)
     assert as_json["projects"][0]["runs"][0]["goal"] == "[blink]x[/blink] \x1b[31mred\x1b[0m"
+
+
+def test_the_summary_over_the_hostile_corpus(tmp_path: Path) -> None:
+    """Real project directories named after each hostile sample, goals from the corpus, and a
+    hostile-named project whose database is unreadable (shown with `!` and its error)."""
+    names = []
+    for name, sample in SAMPLES.items():
+        project = tmp_path / dir_name(f"{name}{sample}")
+        kdb.init_db(project / kdb.DB_DIR / kdb.DB_NAME)
+        conn = kdb.open_db(project / kdb.DB_DIR / kdb.DB_NAME)
+        runs.create_run(conn, goal=everything(), project_dir=project)
+        conn.close()
+        names.append(project.name)
+    broken = tmp_path / dir_name(f"broken{SAMPLES['osc0-title']}")
+    (broken / kdb.DB_DIR).mkdir(parents=True)
+    (broken / kdb.DB_DIR / kdb.DB_NAME).write_bytes(b"not a database " * 100)
+    done = bigend("--once", "--root", str(tmp_path), columns=1000)
+    assert done.returncode == 0, done.stderr
+    assert_inert(done.stdout + done.stderr)
+    for name in [*names, broken.name]:
+        assert terminal.one_line(name) in done.stdout
+    (broken_line,) = [line for line in done.stdout.splitlines() if terminal.one_line(broken.name) in line]
+    assert broken_line.startswith("!") and "not a SQLite database" in broken_line
 
 
 def test_no_readable_root_is_exit_2_with_one_line(tmp_path: Path) -> None:

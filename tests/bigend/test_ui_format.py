@@ -52,9 +52,9 @@ def test_walked_chain_follows_complexity() -> None:
     assert len(fmt.walked_chain(forced)) == 9
 
 
-def test_clean_strips_escapes_and_controls_but_keeps_brackets() -> None:
+def test_clean_shows_escapes_and_controls_inert_and_keeps_brackets() -> None:
     hostile = "[red]x[/red]\x1b[31m red\x1b[0m\x1b]0;title\x07 \x00nul\ttab\nline\u202eRTL"
-    assert clean(hostile) == "[red]x[/red] red nul tab line RTL"
+    assert clean(hostile) == "[red]x[/red]\\x1b[31m red\\x1b[0m\\x1b]0;title\\x07 \\x00nul tab line\\u202eRTL"
     text = literal("[bold]b[/bold]")
     assert text.plain == "[bold]b[/bold]"
     assert text.spans == []

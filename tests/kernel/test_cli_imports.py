@@ -2,6 +2,11 @@
 
 Each case runs one real CLI call in a fresh interpreter through `kernel.cli.main.run` and then prints
 `sys.modules`, so anything imported anywhere along the way, even lazily, is caught.
+
+The three benchmarked calls (DESIGN 6, benchmarks/cli_latency.py: `run phase`, `run advance
+--disable-gates`, `events tail --all --limit=100`) are held to a stricter list: the stdlib modules whose
+import cost was most of their start-up before issue 10 (dataclasses with inspect, typing, pathlib,
+shutil, contextlib, ...) stay off their path, each call in an interpreter of its own.
 """
 
 from __future__ import annotations
@@ -25,16 +30,17 @@ FORBIDDEN = (
     "kernel.aio",
 )
 
-# Runs each command (a JSON list of [argv, stdin]) through the real entry point, one after the other in
-# one fresh interpreter, and prints which modules each call added: a heavy import is blamed on the call
-# that made it, and the suite pays for one interpreter start instead of one per command.
+# Runs each command (a list of [argv, stdin], as a Python literal) through the real entry point, one
+# after the other in one fresh interpreter, and prints which modules each call added: a heavy import is
+# blamed on the call that made it, and the suite pays for one interpreter start instead of one per
+# command. The probe imports json only once the calls are done, so a call importing it is seen too.
 PROBE = """
-import io, json, os, sys
+import io, os, sys
 {prelude}
 from kernel.cli.main import run
 before = set(sys.modules)
 report = []
-for argv, stdin in json.loads(os.environ["PROBE_COMMANDS"]):
+for argv, stdin in {commands!r}:
     if stdin is not None:
         sys.stdin = io.TextIOWrapper(io.BytesIO(stdin.encode()))
     code = run(argv)
@@ -43,6 +49,7 @@ for argv, stdin in json.loads(os.environ["PROBE_COMMANDS"]):
     report.append({{"argv": argv, "code": code, "added": sorted(now - before)}})
     before = now
 report.append({{"argv": ["<all>"], "code": 0, "added": sorted(sys.modules)}})
+import json
 sys.stderr.write("\\n" + json.dumps(report) + "\\n")
 """
 
@@ -52,10 +59,9 @@ def _probe(project: Project, commands: list[tuple[list[str], str | None]], prelu
         **os.environ,
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONPATH": str(REPO_ROOT),
-        "PROBE_COMMANDS": json.dumps(commands),
     }
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE.format(prelude=prelude)],
+        [sys.executable, "-c", PROBE.format(prelude=prelude, commands=[list(c) for c in commands])],
         cwd=project.dir,
         capture_output=True,
         text=True,
@@ -67,8 +73,26 @@ def _probe(project: Project, commands: list[tuple[list[str], str | None]], prelu
     return report
 
 
-def _heavy(modules: list[str]) -> list[str]:
-    return sorted(m for m in modules if any(m == f or m.startswith(f + ".") for f in FORBIDDEN))
+# Off the path of the three benchmarked calls (besides FORBIDDEN). `run phase` prints text: no json.
+HOT_PATH_FORBIDDEN = (
+    "dataclasses",
+    "inspect",
+    "typing",
+    "pathlib",
+    "shutil",
+    "contextlib",
+    "urllib",
+    "secrets",
+    "hashlib",
+    "random",
+    "kernel.gates",
+    "kernel.portfolio.slots",
+    "kernel.budget",
+)
+
+
+def _heavy(modules: list[str], forbidden: tuple[str, ...] = FORBIDDEN) -> list[str]:
+    return sorted(m for m in modules if any(m == f or m.startswith(f + ".") for f in forbidden))
 
 
 def test_cli_calls_stay_light(project: Project) -> None:
@@ -106,3 +130,29 @@ def test_the_probe_does_see_heavy_imports(project: Project) -> None:
     """Control: the same probe reports asyncio when something on the path does import it."""
     report = _probe(project, [(["version"], None)], prelude="import kernel.aio")
     assert {"asyncio", "aiosqlite", "kernel.aio"} <= set(_heavy(report[-1]["added"]))
+
+
+def test_the_benchmarked_calls_stay_off_the_costly_stdlib(project: Project) -> None:
+    created = project.ic("run", "create", "--goal=imports", "--json")
+    assert created.code == 0, created.err
+    run_id = created.json()["id"]
+    calls: list[tuple[list[str], tuple[str, ...]]] = [
+        (["run", "phase", run_id], ("json",)),
+        (["run", "advance", run_id, "--disable-gates"], ()),
+        (["events", "tail", "--all", "--limit=100"], ()),
+    ]
+    for argv, also in calls:
+        (entry, everything) = _probe(project, [(argv, None)])
+        assert entry["code"] == 0, argv
+        # Everything the interpreter holds, main's own imports included.
+        assert _heavy(everything["added"], FORBIDDEN + HOT_PATH_FORBIDDEN + also) == [], argv
+
+
+def test_the_hot_path_probe_does_see_those_modules(project: Project) -> None:
+    """Control: the stricter list does catch a call that imports them (`ic run create --json` with
+    gate rules validates them through the gate engine, which uses dataclasses)."""
+    (entry, everything) = _probe(
+        project, [(["run", "create", "--goal=g", '--gates={"brainstorm":[]}'], None)]
+    )
+    assert entry["code"] == 0
+    assert {"dataclasses", "kernel.gates"} <= set(_heavy(everything["added"], HOT_PATH_FORBIDDEN))

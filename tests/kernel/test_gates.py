@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -267,66 +268,62 @@ def test_gate_rules_lists_default_and_run_rules(project: Project) -> None:
     one_line_error(project.ic("gate", "rules", "--run=nosuchid"), 1, "nosuchid")
 
 
-# -- plugin checks ----------------------------------------------------------------------------------------
+# -- the table of checks ---------------------------------------------------------------------------------
 
 
 def _condition(result: gates.GateResult, check: str) -> dict[str, Any]:
     return next(c for c in result.evidence["conditions"] if c["check"] == check)
 
 
-def test_missing_plugin_fails_its_condition(
-    conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(gates.PLUGIN_MODULES, "budget_not_exceeded", "kernel.no_such_plugin_module")
-    monkeypatch.delitem(gates._CHECKS, "budget_not_exceeded", raising=False)
-    run = runs.create_run(conn, goal="g", project_dir="/p", budget_enforce=True, gate_rules={})
-    result = gates.evaluate(conn, run, next_hop(run, set()), priority=1, disable_gates=False)
-    assert not result.passed
-    assert _condition(result, "budget_not_exceeded") == {
-        "check": "budget_not_exceeded", "phase": None, "result": "fail", "count": 0,
-        "detail": "check unavailable",
+def test_the_table_is_the_one_list_of_checks() -> None:
+    assert set(gates.CHECKS) == {
+        "artifact_exists", "agents_complete", "verdict_exists", "budget_not_exceeded", "children_at_phase",
+        "upstreams_at_phase",
     }  # fmt: skip
-    with pytest.raises(Refused, match="check unavailable"):
+    for name, load in gates.CHECKS.items():
+        assert callable(load()), name
+    with pytest.raises(UsageError, match="unknown check 'nope'; known checks: agents_complete, "):
+        gates.validate_rules({"a": ["nope"]})
+
+
+def test_a_stored_rule_naming_no_check_fails_closed(conn: sqlite3.Connection) -> None:
+    run = runs.create_run(conn, goal="g", project_dir="/p", gate_rules={"brainstorm": ["artifact_exists"]})
+    conn.execute(
+        "UPDATE runs SET gate_rules = ? WHERE id = ?", ('{"brainstorm":[{"check":"renamed_check"}]}', run.id)
+    )
+    stored = runs.get_run(conn, run.id)
+    result = gates.evaluate(conn, stored, next_hop(stored, set()), priority=1, disable_gates=False)
+    assert _condition(result, "renamed_check") == {
+        "check": "renamed_check", "phase": None, "result": "fail", "count": 0,
+        "detail": "unknown check 'renamed_check'",
+    }  # fmt: skip
+    with pytest.raises(Refused, match="unknown check 'renamed_check'"):
         runs.advance(conn, run.id)
 
 
-def test_plugin_with_a_broken_import_is_an_error_not_a_pass(
-    conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    (tmp_path / "broken_gate_plugin.py").write_text("import surely_not_installed_dependency\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(gates.PLUGIN_MODULES, "children_at_phase", "broken_gate_plugin")
-    monkeypatch.delitem(gates._CHECKS, "children_at_phase", raising=False)
-    parent = runs.create_run(conn, goal="g", project_dir="", gate_rules={})
-    with pytest.raises(ModuleNotFoundError, match="surely_not_installed_dependency"):
-        gates.evaluate(conn, parent, next_hop(parent, set()), priority=1, disable_gates=False)
-    sys.modules.pop("broken_gate_plugin", None)
-
-
-def test_plugin_registers_at_import_and_gets_the_context(
-    conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    (tmp_path / "probe_gate_plugin.py").write_text(
-        "from kernel import gates\n"
-        "def check(ctx, rule):\n"
-        "    return gates.ConditionResult('upstreams_at_phase', rule.get('phase'), 'pass', 7,\n"
-        "                                 f'{ctx.run.id} {ctx.from_phase}->{ctx.to_phase} {ctx.db_path}')\n"
-        "gates.register_check('upstreams_at_phase', check)\n"
+def test_checks_of_other_areas_load_when_a_run_needs_them(project: Project) -> None:
+    """Plain runs never load the budget or portfolio code; `preload_checks` loads what a run needs
+    (before `advance` takes the write lock), and the checks get the gate context."""
+    probe = (
+        "import sys\n"
+        "from kernel import db as kdb, gates, runs\n"
+        "from kernel.phase import next_hop\n"
+        f"conn = kdb.open_db({str(project.db)!r})\n"
+        "plain = runs.create_run(conn, goal='g', project_dir='/p')\n"
+        "gates.preload_checks(plain)\n"
+        "gates.evaluate(conn, plain, next_hop(plain, set()), priority=1, disable_gates=False)\n"
+        "mods = ('kernel.budget', 'kernel.portfolio.gates')\n"
+        "loaded = lambda: sorted(m for m in mods if m in sys.modules)\n"
+        "print(loaded())\n"
+        "run = runs.create_run(conn, goal='g', project_dir='/p', budget_enforce=True, token_budget=5)\n"
+        "gates.preload_checks(run)\n"
+        "print(loaded())\n"
+        "result = gates.evaluate(conn, run, next_hop(run, set()), priority=1, disable_gates=False)\n"
+        "print([c['detail'] for c in result.evidence['conditions'] if c['check'] == 'budget_not_exceeded'])\n"
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(gates.PLUGIN_MODULES, "upstreams_at_phase", "probe_gate_plugin")
-    monkeypatch.delitem(gates._CHECKS, "upstreams_at_phase", raising=False)
-    child = runs.create_run(conn, goal="g", project_dir="/p", parent_run_id="parent01", gate_rules={})
-    result = gates.evaluate(
-        conn, child, next_hop(child, set()), priority=1, disable_gates=False, db_path=Path("/x.db")
-    )
-    assert result.passed
-    assert _condition(result, "upstreams_at_phase") == {
-        "check": "upstreams_at_phase", "phase": "brainstorm-reviewed", "result": "pass", "count": 7,
-        "detail": f"{child.id} brainstorm->brainstorm-reviewed /x.db",
-    }  # fmt: skip
-    sys.modules.pop("probe_gate_plugin", None)
-    monkeypatch.delitem(gates._CHECKS, "upstreams_at_phase", raising=False)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[]", "['kernel.budget']", "['used 0 of 5 tokens']"]
 
 
 def test_automatic_conditions_follow_the_kind_of_run(conn: sqlite3.Connection) -> None:
@@ -338,12 +335,9 @@ def test_automatic_conditions_follow_the_kind_of_run(conn: sqlite3.Connection) -
     assert gates.automatic_rules(parent, "x") == [{"check": "children_at_phase", "phase": "x"}]
     child = runs.create_run(conn, goal="g", project_dir="/p", parent_run_id="abc")
     assert gates.automatic_rules(child, "x") == [{"check": "upstreams_at_phase", "phase": "x"}]
-    # Whatever the plugin says today, the condition is evaluated on a hard gate, never dropped.
+    # The condition is evaluated on a hard gate, never dropped.
     result = gates.evaluate(conn, budgeted, next_hop(budgeted, set()), priority=1, disable_gates=False)
-    condition = _condition(result, "budget_not_exceeded")
-    assert condition["result"] in ("pass", "fail")
-    if condition["detail"] == "check unavailable":
-        assert condition["result"] == "fail"
+    assert _condition(result, "budget_not_exceeded")["detail"] == "used 0 of 10 tokens"
 
 
 @pytest.mark.parametrize("disabled", [False, True])

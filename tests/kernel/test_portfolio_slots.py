@@ -130,6 +130,27 @@ def test_runs_outside_a_portfolio_or_without_a_limit_take_no_slot(tmp_path: Path
     release_slot(solo, "x")
 
 
+def test_a_child_whose_portfolio_is_not_on_record_is_refused_a_dispatch(tmp_path: Path) -> None:
+    """Fail closed: a child whose metadata lost its portfolio database (`ic run set --metadata`
+    replaces it) gets no dispatch, rather than one that escapes the portfolio's limit."""
+    ws = make_workspace(tmp_path, ("a", "b"))
+    _, kids = ws.create(phases=SHORT_CHAIN, max_dispatches=1)
+    child = kids["a"]
+    replaced = ws.ic("run", "set", child.id, '--metadata={"note": "replaced"}', cwd=ws.project("a"))
+    assert replaced.code == 0, replaced.err
+    prompt = tmp_path / "prompt.md"
+    prompt.write_text("do it")
+    spawn = ws.ic(
+        "dispatch", "spawn", f"--prompt-file={prompt}", f"--scope-id={child.id}",
+        f"--command={json.dumps([sys.executable, '-c', 'pass'])}", cwd=ws.project("a"),
+    )  # fmt: skip
+    assert spawn.code == 2 and spawn.err.count("\n") == 1, spawn.err
+    assert "portfolio database is not on record" in spawn.err
+    assert _slot_count(ws.portfolio_db) == 0
+    listing = ws.ic("dispatch", "list", "--json", cwd=ws.project("a"))
+    assert listing.code == 0 and listing.out == "", listing.out  # nothing was recorded
+
+
 AGENT = """
 import os, sys, time
 marks = sys.argv[1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
 import subprocess
@@ -18,7 +17,7 @@ from kernel.phase import DEFAULT_CHAIN
 from tests.conftest import Project, default_sigint, hold_lock, ic_executable, release
 from tests.kernel.test_db import waiting_on_a_lock
 
-RUN_KEYS = {f.name for f in dataclasses.fields(Run)}
+RUN_KEYS = set(Run.FIELDS)
 
 
 def create(project: Project, *args: str) -> str:
@@ -551,43 +550,3 @@ def test_hot_commands_do_not_import_the_gate_engine(project: Project, commands: 
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.stderr.strip().splitlines()[-1] == f"{[0] * len(commands)} []", result.stderr
-
-
-def test_extensions_add_subcommands_and_wrap_handlers(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    from kernel.cli import run as run_cli
-    from kernel.cli.common import Parser
-
-    (tmp_path / "probe_run_ext.py").write_text(
-        "seen = set()\n"
-        "def extend(subs, parsers):\n"
-        "    seen.update(parsers)\n"
-        "    subs.add_parser('probe').set_defaults(handler=lambda args, ctx: 42)\n"
-        "    original = parsers['status'].get_default('handler')\n"
-        "    parsers['status'].add_argument('--extra', action='store_true')\n"
-        "    def wrapped(args, ctx):\n"
-        "        return 7 if args.extra else original(args, ctx)\n"
-        "    parsers['status'].set_defaults(handler=wrapped)\n"
-    )
-    (tmp_path / "broken_run_ext.py").write_text("import surely_not_installed_dependency\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(run_cli, "EXTENSIONS", ("no_such_run_extension", "probe_run_ext"))
-    parser = Parser(prog="ic run")
-    run_cli.build(parser, "run")
-    probe = parser.parse_args(["probe"])
-    assert probe.handler(probe, None) == 42
-    status_args = parser.parse_args(["status", "abc", "--extra"])
-    assert status_args.handler(status_args, None) == 7
-    import probe_run_ext  # type: ignore[import-not-found]
-
-    built = {
-        "create", "status", "phase", "list", "events", "cancel", "current", "set", "skip", "advance",
-        "rollback", "agent", "artifact",
-    }  # fmt: skip
-    assert probe_run_ext.seen == built
-    sys.modules.pop("probe_run_ext", None)
-    monkeypatch.setattr(run_cli, "EXTENSIONS", ("broken_run_ext",))
-    with pytest.raises(ModuleNotFoundError, match="surely_not_installed_dependency"):
-        run_cli.build(Parser(prog="ic run"), "run")
-    sys.modules.pop("broken_run_ext", None)

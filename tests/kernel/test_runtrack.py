@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 
 import pytest
@@ -11,8 +10,8 @@ from kernel.model import RunAgent, RunArtifact
 from tests.conftest import Project
 from tests.kernel.test_runs_cli import create, events_of, one_line_error
 
-AGENT_KEYS = {f.name for f in dataclasses.fields(RunAgent)}
-ARTIFACT_KEYS = {f.name for f in dataclasses.fields(RunArtifact)}
+AGENT_KEYS = set(RunAgent.FIELDS)
+ARTIFACT_KEYS = set(RunArtifact.FIELDS)
 
 
 # -- agents -------------------------------------------------------------------------------------------------

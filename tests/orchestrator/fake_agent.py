@@ -99,8 +99,10 @@ def main() -> int:
         )
     if step.get("ignore_term"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if step.get("marker"):
-        (state / step["marker"]).write_text(str(os.getpid()))
+    if step.get("marker"):  # written whole, then renamed: a reader never sees it empty
+        marker = state / step["marker"]
+        marker.with_name(f"{marker.name}.part").write_text(str(os.getpid()))
+        os.replace(marker.with_name(f"{marker.name}.part"), marker)
     for line in step.get("garbage", []):
         sys.stdout.write(line + "\n")
     sys.stdout.flush()

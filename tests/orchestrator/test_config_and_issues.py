@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from kernel.errors import UsageError
 from orchestrator import dag
 from orchestrator.config import EXAMPLE, Config, IssuesConfig, load_config, parse_config
-from orchestrator.errors import ConfigMissing, CycleError, UsageError
+from orchestrator.errors import ConfigMissing, CycleError
 from orchestrator.issues import Issue, load_issues, natural_key, parse_issue, select
 
 

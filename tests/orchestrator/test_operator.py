@@ -49,18 +49,19 @@ def test_hostile_text_is_shown_literally_and_cleanly(repo: Repo) -> None:
     repo.commit()
     plan = repo.cli("run", "--repo", str(repo.dir), "--milestone", "M1", "--dry-run")
     row = plan.out.splitlines()[1].split("\t")
-    assert row[2] == "tab here newline [bold]x[/bold] red"
+    assert row[2] == "tab here newline [bold]x[/bold] \\x1b[31mred\\x1b]0;pwned\\x07"  # inert, readable
     hostile = "\x1b[2J\x1b]0;pwned\x07boom [red]markup[/red]\ttab"
     repo.scenario({"1": {"dev": [{"exit": 3, "crash_line": hostile}]}})
     result = repo.orch("run", "--milestone", "M1")
     assert result.code == 2
     assert "\x1b" not in result.out and "\x07" not in result.out
     (report,) = repo.summary()["issues"]
-    assert report["reason"].endswith("runner exit code 3: boom [red]markup[/red] tab")
+    shown = "runner exit code 3: \\x1b[2J\\x1b]0;pwned\\x07boom [red]markup[/red] tab"
+    assert report["reason"].endswith(shown)
     assert "[red]markup[/red]" in result.out  # shown as text, not taken as style
     (run,) = repo.runs()
     (dispatch,) = repo.dispatches(run.id)
-    assert dispatch.error == "runner exit code 3: boom [red]markup[/red] tab"
+    assert dispatch.error == shown
 
 
 def test_summaries_are_kept_and_skipped_issues_keep_their_tokens(repo: Repo) -> None:

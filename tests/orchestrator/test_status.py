@@ -6,7 +6,8 @@ import io
 
 from rich.console import Console
 
-from orchestrator.status import StatusBoard, clean, format_elapsed
+from orchestrator.status import StatusBoard, format_elapsed
+from tests.hostile import SAMPLES, assert_inert, assert_recognisable, everything
 
 
 def test_live_status_line_on_a_terminal() -> None:
@@ -22,7 +23,7 @@ def test_live_status_line_on_a_terminal() -> None:
     text = sink.getvalue()
     assert "[007] fix cycle 1 (attempt 2) started" in text
     assert "12,450 in / 3,200 out" in text and "cycle 1/2" in text
-    assert "[bold]not markup[/bold] red" in text
+    assert "[bold]not markup[/bold] \\x1b[31mred\\x1b[0m" in text  # shown, inert, not styled
     assert "\x1b[31m" not in text
 
 
@@ -38,5 +39,25 @@ def test_plain_lines_off_a_terminal_and_quiet_mode() -> None:
 
 
 def test_helpers() -> None:
-    assert clean("a\x1b]8;;http://x\x07link\x1b]8;;\x07\x00b\tc") == "alinkb    c"
     assert (format_elapsed(65), format_elapsed(3725)) == ("01:05", "1:02:05")
+
+
+def test_status_lines_over_the_hostile_corpus() -> None:
+    """Issue ids, titles, agent output and notes from the shared corpus: inert and readable."""
+    sink = io.StringIO()
+    board = StatusBoard(Console(file=sink, force_terminal=False, width=400), max_cycles=2)
+    with board:
+        for name, sample in SAMPLES.items():
+            issue = f"{name}{sample}"
+            board.track(issue, sample)
+            board.start(issue)
+            board.phase(issue, "dev", 0, 1)
+            board.output(issue, f"{sample}\n{everything()}")
+            board.note(issue, sample)
+            board.finish(issue, "failed", f"runner exit code 3: {sample}")
+    table = io.StringIO()
+    Console(file=table, force_terminal=False, width=400).print(board._render())
+    for text in (sink.getvalue(), table.getvalue()):
+        assert_inert(text)
+    assert_recognisable(sink.getvalue())
+    assert_recognisable(table.getvalue(), ("title-zero", "eight-bit", "[bold red]styled[/]"))

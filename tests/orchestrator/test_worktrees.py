@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from kernel.errors import UsageError
 from orchestrator.config import WorktreesConfig
-from orchestrator.errors import UsageError
 from orchestrator.git import repo_root
 from orchestrator.worktrees import Worktrees
 from tests.orchestrator.conftest import Repo, make_repo
