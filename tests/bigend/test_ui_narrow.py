@@ -58,3 +58,30 @@ async def test_selection_is_kept_across_resizes() -> None:
         assert not isinstance(app.screen, RunDetailScreen)
         assert runs.selected_key == "z8m1r5tt"
         assert "Document the on-call runbook" in screen_text(app)
+
+
+async def test_the_goal_column_takes_the_width_the_others_leave_at_every_size() -> None:
+    """KeyedTable.set_column_width resizes the fill column through DataTable's public parts; the
+    rendered rows must follow (no stale cached row, no horizontal scrolling)."""
+    app = BigendApp(state=build_state(), clock=frozen_clock)
+    goal = "Add rate limiting to the public gateway"
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.main_screen.open_project(f"{ROOT}/interverse")
+        await settle(pilot)
+        runs = app.main_screen.run_list
+        shown: dict[int, str] = {}
+        for width in (120, 170, 120):
+            await pilot.resize_terminal(width, 40)
+            await settle(pilot)
+            total = sum(column.get_render_width(runs) for column in runs.columns.values())
+            assert total == runs.scrollable_content_region.width
+            assert runs.virtual_size.width == total and runs.max_scroll_x == 0
+            row = next(line for line in screen_text(app).splitlines() if "p0x7c2de" in line)
+            shown[width] = row
+        assert goal in shown[170]
+        assert goal not in shown[120] and "…" in shown[120]
+        # without a resize (no Resize event refreshing the table's caches for it)
+        runs.set_column_width("goal", 12)
+        await settle(pilot)
+        row = next(line for line in screen_text(app).splitlines() if "p0x7c2de" in line)
+        assert "Add rate li…" in row and "Add rate lim" not in row
