@@ -113,3 +113,24 @@ async def test_dashboard_stream_follows_too() -> None:
         await settle(pilot)
         stream = app.main_screen.query_one("#dashboard-events", EventViewport).query_one(EventLog)
         assert stream.scroll_y == stream.max_scroll_y > 0
+
+
+async def test_both_viewports_come_from_one_feed_and_an_aged_out_id_never_comes_back() -> None:
+    """The feed's seen-set is an LRU of `event_lines * 10` ids; an event whose id aged out of it and
+    is delivered again (its project changed, so its event list is read again) must not be shown twice:
+    the feed's per-project high-water mark refuses it."""
+    state = with_extra_events(build_state(), 80)  # 90 events
+    app = BigendApp(state=state, clock=frozen_clock, event_lines=5)  # seen-set of 50
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = app.main_screen
+        assert main.feed.seen_count == 50
+        assert len(main.dashboard_stream.items) == 90
+        # the same events again in new lists, and one new event
+        main.apply_state(with_extra_events(state, 1, start_id=5000))
+        await settle(pilot)
+        stream = [item.synthetic_id for item in main.dashboard_stream.items]
+        assert len(stream) == len(set(stream)) == 91
+        assert stream[-1] == "kernel:/srv/work/atlas:5000"
+        events_tab = [item.synthetic_id for item in main.event_viewport.items]
+        assert events_tab == stream[-5:]
