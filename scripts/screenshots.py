@@ -67,7 +67,7 @@ async def shoot(state: object, out: Path) -> list[Path]:
         async with app.run_test(size=size) as pilot:
             await pilot.pause()
             if opened == "portfolio":  # the workspace's portfolio project, wherever the sidebar sorts it
-                app.open_project(next(p.path for p in state.projects if p.portfolio))
+                app.main_screen.open_project(next(p.path for p in state.projects if p.portfolio))
                 await pilot.pause()
             for key in keys:
                 await pilot.press(key)

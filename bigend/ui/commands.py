@@ -15,6 +15,7 @@ from bigend.ui.text import clean
 
 if TYPE_CHECKING:
     from bigend.ui.app import BigendApp
+    from bigend.ui.screens.main import MainScreen
 
 
 @dataclass(frozen=True)
@@ -69,28 +70,32 @@ def literal_highlight(matcher: Matcher, candidate: str) -> Content:
 
 
 def palette_commands(app: BigendApp) -> list[PaletteCommand]:
+    """The app's keys as commands, then one "Open project" per project of the main screen's state."""
+    main = app.main_screen
     commands = [
         PaletteCommand(
-            "Show blocked runs", "Filter: status=blocked", lambda: app.set_filter("status=blocked")
+            "Show blocked runs", "Filter: status=blocked", lambda: main.set_filter("status=blocked")
         ),
         PaletteCommand(
-            "Show dashboard", "Stats, active runs and the event stream", lambda: app.show_tab("dashboard")
+            "Show dashboard", "Stats, active runs and the event stream", lambda: main.show_tab("dashboard")
         ),
-        PaletteCommand("Show projects", "Sidebar, run list and detail", lambda: app.show_tab("projects")),
-        PaletteCommand("Show events", "The event viewport", lambda: app.show_tab("events")),
+        PaletteCommand("Show projects", "Sidebar, run list and detail", lambda: main.show_tab("projects")),
+        PaletteCommand("Show events", "The event viewport", lambda: main.show_tab("events")),
         PaletteCommand("Filter runs and events", "Open the / filter bar", app.action_filter),
         PaletteCommand(
-            "Filter events by type", "Events tab, / with type= (advance, block…)", _events_filter(app, "type")
+            "Filter events by type",
+            "Events tab, / with type= (advance, block…)",
+            _events_filter(main, "type"),
         ),
         PaletteCommand(
             "Filter events by source",
             "Events tab, / with source= (kernel, tmux, messaging…)",
-            _events_filter(app, "source"),
+            _events_filter(main, "source"),
         ),
         PaletteCommand(
-            "Filter events by project", "Events tab, / with project=", _events_filter(app, "project")
+            "Filter events by project", "Events tab, / with project=", _events_filter(main, "project")
         ),
-        PaletteCommand("Clear filter", "Show everything again", lambda: app.set_filter("")),
+        PaletteCommand("Clear filter", "Show everything again", lambda: main.set_filter("")),
         PaletteCommand(
             "Toggle all run history", "Active and last-24h runs, or every run", app.action_toggle_all
         ),
@@ -98,21 +103,21 @@ def palette_commands(app: BigendApp) -> list[PaletteCommand]:
         PaletteCommand("Help: keys", "Every key binding", app.action_help),
         PaletteCommand("Quit", "Leave Bigend", app.action_quit),
     ]
-    if app.state is not None:
-        for project in app.state.projects:
+    if main.state is not None:
+        for project in main.state.projects:
             path = project.path
             name = f"Open project {clean(project.name)}"
-            commands.append(PaletteCommand(name, escape(clean(path)), _opener(app, path)))
+            commands.append(PaletteCommand(name, escape(clean(path)), _opener(main, path)))
     return commands
 
 
-def _opener(app: BigendApp, path: str) -> Callable[[], None]:
-    return lambda: app.open_project(path)
+def _opener(main: MainScreen, path: str) -> Callable[[], None]:
+    return lambda: main.open_project(path)
 
 
-def _events_filter(app: BigendApp, key: str) -> Callable[[], None]:
+def _events_filter(main: MainScreen, key: str) -> Callable[[], None]:
     def run() -> None:
-        app.show_tab("events")
-        app.action_filter_term(key)
+        main.show_tab("events")
+        main.action_filter_term(key)
 
     return run

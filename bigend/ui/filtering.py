@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from bigend.core.snapshot import EventInfo, RunInfo
 from bigend.core.status import UnifiedStatus
-from bigend.ui.eventlines import source_family
+from bigend.ui.render import source_family
 
 RUN_KEYS = frozenset({"status", "phase", "project"})
 EVENT_KEYS = frozenset({"type", "source", "project", "kind"})

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from bigend.core.status import UnifiedStatus
-from bigend.ui import format as fmt
+from bigend.ui import render
 from bigend.ui.filtering import parse_filter
-from bigend.ui.text import clean, literal
-from bigend.ui.views import (
+from bigend.ui.selectors import (
     attention_reason,
     child_projects,
     dashboard_runs,
@@ -15,41 +14,41 @@ from bigend.ui.views import (
     portfolio_members,
     project_runs,
 )
-from bigend.ui.widgets.project_sidebar import badge
-from tests.snapshots.fixture_state import NOW, build_state, event, project, run, with_portfolio
+from bigend.ui.text import clean, literal
+from tests.snapshots.fixture_state import NOW, build_state, event, project, replaced, run, with_portfolio
 
 
 def test_durations_fit_six_cells() -> None:
     cases = {0: "0s", 59: "59s", 60: "1m", 3599: "59m", 3600: "1h00m", 5 * 3600 + 7 * 60: "5h07m",
              86400 * 3 + 3600 * 4: "3d04h", 86400 * 150: "150d", -5: "0s"}  # fmt: skip
     for seconds, text in cases.items():
-        assert fmt.duration(seconds) == text
+        assert render.duration(seconds) == text
         assert len(text) <= 6
 
 
 def test_age_colours() -> None:
-    assert fmt.age_style(3600) == "green"
-    assert fmt.age_style(3601) == "yellow"
-    assert fmt.age_style(4 * 3600 + 1) == "red"
+    assert render.age_style(3600) == "green"
+    assert render.age_style(3601) == "yellow"
+    assert render.age_style(4 * 3600 + 1) == "red"
 
 
 def test_tokens_and_progress() -> None:
-    assert fmt.tokens(12450) == "12,450"
-    assert fmt.progress_bar(0.0) == "········"
-    assert fmt.progress_bar(1.0) == "████████"
-    assert fmt.progress_bar(0.5) == "████····"
-    assert len(fmt.progress_bar(0.33)) == 8
+    assert render.tokens(12450) == "12,450"
+    assert render.progress_bar(0.0) == "········"
+    assert render.progress_bar(1.0) == "████████"
+    assert render.progress_bar(0.5) == "████····"
+    assert len(render.progress_bar(0.33)) == 8
 
 
 def test_walked_chain_follows_complexity() -> None:
     c1 = run("p", "r1", "g", "executing", complexity=1)
-    assert fmt.walked_chain(c1) == ["brainstorm", "planned", "executing", "done"]
-    assert fmt.progress(c1) == 2 / 3
+    assert render.walked_chain(c1) == ["brainstorm", "planned", "executing", "done"]
+    assert render.progress(c1) == 2 / 3
     c2 = run("p", "r2", "g", "review", complexity=2)
-    assert fmt.walked_chain(c2)[-2:] == ["review", "done"]
+    assert render.walked_chain(c2)[-2:] == ["review", "done"]
     # a complexity-1 run sitting on a phase outside its subset (force_full) walks the whole chain
     forced = run("p", "r3", "g", "polish", complexity=1)
-    assert len(fmt.walked_chain(forced)) == 9
+    assert len(render.walked_chain(forced)) == 9
 
 
 def test_clean_shows_escapes_and_controls_inert_and_keeps_brackets() -> None:
@@ -77,7 +76,7 @@ def test_filter_grammar() -> None:
     assert parse_filter("status=error").matches_run(cancelled, "x")
 
 
-def test_views_select_and_order_runs() -> None:
+def test_selectors_select_and_order_runs() -> None:
     state = build_state()
     interverse = next(p for p in state.projects if p.name == "interverse")
     assert [r.id for r in project_runs(interverse, NOW, show_all=False)] == [
@@ -96,15 +95,15 @@ def test_portfolio_copies_of_child_runs_stay_off_the_dashboard() -> None:
     """A child run shows once, in its own project, not again as the portfolio database's copy."""
     state = build_state()
     child = next(r for _, r in dashboard_runs(state, NOW))
-    workspace = project("workspace", [child.model_copy(update={"parent_run_id": "p4rent00"})], [], [])
-    workspace = workspace.model_copy(update={"portfolio": True})
-    with_copy = state.model_copy(update={"projects": [*state.projects, workspace]})
+    workspace = project("workspace", [replaced(child, parent_run_id="p4rent00")], [], [])
+    workspace = replaced(workspace, portfolio=True)
+    with_copy = replaced(state, projects=[*state.projects, workspace])
     listed = [(p.name, r.id) for p, r in dashboard_runs(with_copy, NOW)]
     assert ("workspace", child.id) not in listed
     assert len(listed) == len(dashboard_runs(state, NOW))
     # the same run in an ordinary project (not a portfolio database) is listed
-    ordinary = workspace.model_copy(update={"portfolio": False})
-    plain = state.model_copy(update={"projects": [*state.projects, ordinary]})
+    ordinary = replaced(workspace, portfolio=False)
+    plain = replaced(state, projects=[*state.projects, ordinary])
     assert ("workspace", child.id) in [(p.name, r.id) for p, r in dashboard_runs(plain, NOW)]
 
 
@@ -112,7 +111,7 @@ def test_compact_tokens_fit_five_characters() -> None:
     cases = {0: "0", 950: "950", 9_499: "9.5k", 12_450: "12k", 729_154: "729k", 999_499: "999k",
              999_500: "1.0M", 1_234_567: "1.2M"}  # fmt: skip
     for value, text in cases.items():
-        assert fmt.tokens_compact(value) == text
+        assert render.tokens_compact(value) == text
         assert len(text) <= 5
 
 
@@ -155,12 +154,12 @@ def test_attention_reason_says_why_a_run_needs_the_operator() -> None:
 def test_sidebar_badge_counts_the_database_and_portfolios() -> None:
     state = with_portfolio(build_state())
     by_name = {p.name: p for p in state.projects}
-    interverse = by_name["interverse"].model_copy(update={"runs_total": 240})
-    assert badge(interverse).plain == "[240 runs] ■1"  # more runs in the database than loaded
-    assert badge(by_name["legacy-tools"]).plain == "[0 runs] !"
+    interverse = replaced(by_name["interverse"], runs_total=240)
+    assert render.badge(interverse).plain == "[240 runs] ■1"  # more runs in the database than loaded
+    assert render.badge(by_name["legacy-tools"]).plain == "[0 runs] !"
     # the workspace: one parent (its two copies are counted, and blocked, in their own projects)
-    assert badge(by_name["workspace"]).plain == "[1 portfolio]"
-    assert badge(by_name["harbor"]).plain == "[2 runs] ■1"
+    assert render.badge(by_name["workspace"]).plain == "[1 portfolio]"
+    assert render.badge(by_name["harbor"]).plain == "[2 runs] ■1"
 
 
 def test_portfolio_parent_first_then_its_children() -> None:

@@ -14,7 +14,7 @@ from bigend.ui.widgets.filter_bar import FilterBar
 from bigend.ui.widgets.project_sidebar import ProjectSidebar
 from bigend.ui.widgets.run_detail import RunDetail
 from bigend.ui.widgets.run_list import RunList
-from tests.snapshots.fixture_state import ROOT, build_state, frozen_clock
+from tests.snapshots.fixture_state import ROOT, build_state, frozen_clock, replaced
 from tests.snapshots.pilot_helpers import screen_text, settle
 
 SIZE = (120, 40)
@@ -25,7 +25,7 @@ def make_app() -> BigendApp:
 
 
 def widgets(app: BigendApp) -> tuple[ProjectSidebar, RunList, RunDetail]:
-    main = app.main
+    main = app.main_screen
     return main.query_one(ProjectSidebar), main.query_one(RunList), main.query_one(RunDetail)
 
 
@@ -36,13 +36,13 @@ async def test_dashboard_shows_stats_and_blocked_first() -> None:
         text = screen_text(app)
         assert "3/4 projects" in text
         assert "12,450 in / 3,200 out" in text
-        table = app.main.query_one(ActiveRunsTable)
+        table = app.main_screen.query_one(ActiveRunsTable)
         ids = [table.get_row(row.key)[1].plain for row in table.ordered_rows]
         # blocked first, then the run that failed within the hour, then the live ones
         assert ids[:2] == ["k3v9qa1m", "f4il3d00"]
         assert set(ids) == {"k3v9qa1m", "f4il3d00", "a1tl4s00", "p0x7c2de", "h4rb0r01"}
-        assert app.main.query_one("#stat-blocked").has_class("-warning")
-        assert app.main.query_one("#stat-projects").has_class("-warning")
+        assert app.main_screen.query_one("#stat-blocked").has_class("-warning")
+        assert app.main_screen.query_one("#stat-projects").has_class("-warning")
 
 
 async def test_tab_h_l_cycle_the_panes_of_the_project_view() -> None:
@@ -90,7 +90,7 @@ async def test_arrows_and_j_k_move_only_the_focused_pane() -> None:
 async def test_a_toggles_finished_history() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        app.open_project(f"{ROOT}/interverse")
+        app.main_screen.open_project(f"{ROOT}/interverse")
         await settle(pilot)
         _, runs, _ = widgets(app)
         shown = {row.key.value for row in runs.ordered_rows}
@@ -106,9 +106,9 @@ async def test_a_toggles_finished_history() -> None:
 async def test_filter_by_status_text_phase_and_project() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        table = app.main.query_one(ActiveRunsTable)
+        table = app.main_screen.query_one(ActiveRunsTable)
         await pilot.press("slash")
-        bar = app.main.query_one(FilterBar)
+        bar = app.main_screen.query_one(FilterBar)
         assert bar.display and app.focused is bar
         await pilot.press(*"status=bl")
         await pilot.pause(0.3)  # typing filters live, after a short debounce
@@ -119,13 +119,13 @@ async def test_filter_by_status_text_phase_and_project() -> None:
         await pilot.press("slash", "escape")
         await settle(pilot)
         assert table.row_count == 5
-        assert not bar.display and app.filter.empty
-        app.set_filter("phase=exec")
+        assert not bar.display and app.main_screen.filter_query.empty
+        app.main_screen.set_filter("phase=exec")
         assert {r.key.value.split("\x00")[1] for r in table.ordered_rows} == {"f4il3d00", "p0x7c2de"}
-        app.set_filter("project=atlas rust")
+        app.main_screen.set_filter("project=atlas rust")
         await settle(pilot)
         assert [r.key.value.split("\x00")[1] for r in table.ordered_rows] == ["a1tl4s00"]
-        sidebar = app.main.query_one(ProjectSidebar)
+        sidebar = app.main_screen.query_one(ProjectSidebar)
         assert [r.key.value for r in sidebar.ordered_rows] == [f"{ROOT}/atlas"]
 
 
@@ -133,8 +133,8 @@ async def test_filter_typing_h_l_q_goes_into_the_input() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("slash", *"hlqjk123/tsp")  # tab, pane, filter and event keys type themselves
-        assert app.main.query_one(FilterBar).value == "hlqjk123/tsp"
-        assert app.main.active_tab == "dashboard"
+        assert app.main_screen.query_one(FilterBar).value == "hlqjk123/tsp"
+        assert app.main_screen.active_tab == "dashboard"
         assert app.is_running
 
 
@@ -146,7 +146,7 @@ async def test_enter_on_dashboard_opens_the_project_with_the_run_selected() -> N
         await pilot.press("enter")
         await settle(pilot)
         sidebar, runs, _ = widgets(app)
-        assert app.main.active_tab == "projects"
+        assert app.main_screen.active_tab == "projects"
         assert sidebar.selected_key == f"{ROOT}/interverse"
         assert runs.selected_key == "p0x7c2de"
         assert app.focused is runs
@@ -156,11 +156,11 @@ async def test_enter_on_dashboard_opens_the_project_with_the_run_selected() -> N
 async def test_enter_opens_old_run_even_when_hidden_by_history_default() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        app.open_run(f"{ROOT}/interverse", "old00001")
+        app.main_screen.open_run(f"{ROOT}/interverse", "old00001")
         await settle(pilot)
         _, runs, _ = widgets(app)
         assert runs.selected_key == "old00001"
-        assert app.show_all
+        assert app.main_screen.show_all
 
 
 async def test_help_lists_every_binding_and_closes() -> None:
@@ -199,13 +199,13 @@ async def test_command_palette_runs_app_actions() -> None:
         await pilot.pause(0.3)
         await pilot.press("enter")
         await settle(pilot)
-        assert app.filter.terms == {"status": "blocked"}
+        assert app.main_screen.filter_query.terms == {"status": "blocked"}
         await pilot.press("ctrl+p", *"harbor")
         await pilot.pause(0.3)
         await pilot.press("enter")
         await settle(pilot)
         sidebar, _, _ = widgets(app)
-        assert app.main.active_tab == "projects"
+        assert app.main_screen.active_tab == "projects"
         assert sidebar.selected_key == f"{ROOT}/harbor"
 
 
@@ -232,7 +232,7 @@ async def test_footer_shows_the_main_bindings() -> None:
 async def test_detail_without_a_run_shows_the_projects_dispatches_and_events() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        app.open_project(f"{ROOT}/legacy-tools")
+        app.main_screen.open_project(f"{ROOT}/legacy-tools")
         await settle(pilot)
         text = screen_text(app)
         assert "No run selected" in text
@@ -244,8 +244,8 @@ async def test_detail_without_a_run_shows_the_projects_dispatches_and_events() -
 def with_hostile_name(name: str) -> BigendApp:
     """The fixture with its second project (harbor) renamed to `name`."""
     state = build_state()
-    hostile = state.projects[1].model_copy(update={"name": name})
-    state = state.model_copy(update={"projects": [state.projects[0], hostile, *state.projects[2:]]})
+    hostile = replaced(state.projects[1], name=name)
+    state = replaced(state, projects=[state.projects[0], hostile, *state.projects[2:]])
     return BigendApp(state=state, clock=frozen_clock)
 
 
@@ -266,7 +266,7 @@ async def test_palette_shows_a_hostile_project_name_literally() -> None:
 async def test_hostile_names_and_filter_text_never_become_markup() -> None:
     app = with_hostile_name("[b]bad[/i]")
     async with app.run_test(size=SIZE) as pilot:
-        app.open_project(f"{ROOT}/harbor")
+        app.main_screen.open_project(f"{ROOT}/harbor")
         await pilot.press("slash", *"[/x]", "enter")
         await settle(pilot)
         text = screen_text(app)
@@ -286,15 +286,15 @@ async def test_a_burst_typed_behind_slash_lands_in_the_filter_not_on_bindings() 
         await settle(pilot)
         await pilot.pause(0.3)
         assert app.is_running
-        assert app.main.query_one(FilterBar).value == "quality"
+        assert app.main_screen.query_one(FilterBar).value == "quality"
         await pilot.press("escape", "1")
         await settle(pilot)
         # `3` switches to the events tab, `s` there opens the bar with source=: all in one burst
         burst(app, "3stmux")
         await settle(pilot)
         await pilot.pause(0.3)
-        assert app.main.active_tab == "events"
-        assert app.main.query_one(FilterBar).value == "source=tmux"
+        assert app.main_screen.active_tab == "events"
+        assert app.main_screen.query_one(FilterBar).value == "source=tmux"
         assert isinstance(app.focused, FilterBar)
 
 

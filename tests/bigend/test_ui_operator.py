@@ -17,7 +17,7 @@ from bigend.ui.widgets.event_viewport import EventViewport
 from bigend.ui.widgets.filter_bar import FilterBar
 from bigend.ui.widgets.run_list import RunList
 from bigend.ui.widgets.stats_row import StatsRow
-from tests.snapshots.fixture_state import ROOT, build_state, frozen_clock, with_portfolio
+from tests.snapshots.fixture_state import ROOT, build_state, frozen_clock, replaced, with_portfolio
 from tests.snapshots.pilot_helpers import screen_text, settle
 
 WIDE = (120, 40)
@@ -39,7 +39,7 @@ async def test_dashboard_says_why_each_blocked_or_failed_run_needs_the_operator(
         assert "↳ failed: dispatch e9f8g7h6 exited 1" in lines[failed + 1]
         live = next(n for n, line in enumerate(lines) if "p0x7c2de" in line)
         assert "↳" not in lines[live + 1]
-        table = app.main.query_one(ActiveRunsTable)
+        table = app.main_screen.query_one(ActiveRunsTable)
         heights = {key.value: row.height for key, row in table.rows.items()}
         assert heights[row_key(f"{ROOT}/interverse", "k3v9qa1m")] == 2
         assert heights[row_key(f"{ROOT}/interverse", "p0x7c2de")] == 1
@@ -50,24 +50,24 @@ async def test_a_run_that_becomes_blocked_grows_its_row_and_keeps_the_cursor() -
     app = BigendApp(state=state, clock=frozen_clock)
     async with app.run_test(size=WIDE) as pilot:
         await settle(pilot)
-        table = app.main.query_one(ActiveRunsTable)
+        table = app.main_screen.query_one(ActiveRunsTable)
         target = row_key(f"{ROOT}/interverse", "p0x7c2de")
         table.select_key(target)
         interverse = next(p for p in state.projects if p.name == "interverse")
         runs = [
-            r.model_copy(update={"unified": UnifiedStatus.BLOCKED, "blocked_reason": "auto_advance is off"})
+            replaced(r, unified=UnifiedStatus.BLOCKED, blocked_reason="auto_advance is off")
             if r.id == "p0x7c2de"
             else r
             for r in interverse.runs
         ]
-        projects = [p.model_copy(update={"runs": runs}) if p is interverse else p for p in state.projects]
-        app.apply_state(state.model_copy(update={"projects": projects}))
+        projects = [replaced(p, runs=runs) if p is interverse else p for p in state.projects]
+        app.main_screen.apply_state(replaced(state, projects=projects))
         await settle(pilot)
         assert table.selected_key == target
         assert table.rows[RowKey(target)].height == 2
         assert dashboard_ids(table)[:2] == ["p0x7c2de", "k3v9qa1m"]  # both Blocked, newest first
         assert "↳ auto_advance is off" in screen_text(app)
-        app.apply_state(state)  # unblocked again: one line, back among the live runs
+        app.main_screen.apply_state(state)  # unblocked again: one line, back among the live runs
         await settle(pilot)
         assert table.selected_key == target
         assert table.rows[RowKey(target)].height == 1
@@ -78,10 +78,10 @@ async def test_stats_row_warns_only_while_something_is_blocked() -> None:
     app = BigendApp(state=state, clock=frozen_clock)
     async with app.run_test(size=WIDE) as pilot:
         await settle(pilot)
-        blocked = app.main.query_one("#stat-blocked")
+        blocked = app.main_screen.query_one("#stat-blocked")
         assert blocked.has_class("-warning")
-        calm = state.metrics.model_copy(update={"blocked_agents": 0})
-        app.apply_state(state.model_copy(update={"metrics": calm}))
+        calm = replaced(state.metrics, blocked_agents=0)
+        app.main_screen.apply_state(replaced(state, metrics=calm))
         await settle(pilot)
         assert not blocked.has_class("-warning")
 
@@ -89,12 +89,12 @@ async def test_stats_row_warns_only_while_something_is_blocked() -> None:
 async def test_time_in_phase_is_coloured_by_age_in_the_run_list() -> None:
     app = BigendApp(state=build_state(), clock=frozen_clock)
     async with app.run_test(size=WIDE) as pilot:
-        app.open_project(f"{ROOT}/interverse")
+        app.main_screen.open_project(f"{ROOT}/interverse")
         await settle(pilot)
-        runs = app.main.query_one(RunList)
+        runs = app.main_screen.query_one(RunList)
         assert str(runs.get_row("k3v9qa1m")[3].style) == "red"  # 5 h
         assert str(runs.get_row("p0x7c2de")[3].style) == "yellow"  # 1 h 30
-        app.open_project(f"{ROOT}/atlas")
+        app.main_screen.open_project(f"{ROOT}/atlas")
         await settle(pilot)
         assert str(runs.get_row("a1tl4s00")[3].style) == "green"  # 20 min
 
@@ -103,14 +103,14 @@ async def test_portfolio_parent_lists_its_children_and_copies_are_named_by_proje
     app = BigendApp(state=with_portfolio(build_state()), clock=frozen_clock)
     async with app.run_test(size=WIDE) as pilot:
         await settle(pilot)
-        table = app.main.query_one(ActiveRunsTable)
+        table = app.main_screen.query_one(ActiveRunsTable)
         ids = dashboard_ids(table)
         assert ids.count("c1atlas0") == 1 and ids.count("c2harbr0") == 1  # in their projects only
         assert "Ship SSO across atlas and harbor  · portfolio of 2" in screen_text(app)
         table.select_key(row_key(f"{ROOT}/workspace", "p0rtf0l1"))
         await pilot.press("enter")
         await settle(pilot)
-        runs = app.main.query_one(RunList)
+        runs = app.main_screen.query_one(RunList)
         assert [row.key.value for row in runs.ordered_rows] == ["p0rtf0l1", "c1atlas0", "c2harbr0"]
         assert runs.get_row("c1atlas0")[6].plain == "↳ atlas"
         text = screen_text(app)
@@ -129,16 +129,16 @@ async def test_event_keys_open_the_filter_with_type_source_or_project_ready() ->
     async with app.run_test(size=WIDE) as pilot:
         await pilot.press("3")
         await settle(pilot)
-        viewport = app.main.query_one("#event-viewport", EventViewport)
+        viewport = app.main_screen.query_one("#event-viewport", EventViewport)
         assert "t type=  s source=  p project=" in screen_text(app)  # discoverable on the border
         footer = screen_text(app).splitlines()[-1]
         assert "t type=" in footer and "s source=" in footer and "p project=" in footer
         await pilot.press("t")
-        bar = app.main.query_one(FilterBar)
+        bar = app.main_screen.query_one(FilterBar)
         assert bar.display and app.focused is bar and bar.value == "type="
         await pilot.press(*"adv", "enter")
         await settle(pilot)
-        assert app.filter == parse_filter("type=adv")
+        assert app.main_screen.filter_query == parse_filter("type=adv")
         assert viewport.log_widget.line_count == 2
         assert "2 of 10 · filter: type=adv" in screen_text(app)
         await pilot.press("s")
@@ -170,8 +170,8 @@ async def test_palette_lists_the_apps_actions_first_and_switches_to_the_light_th
         await pilot.pause(0.3)
         await pilot.press("enter")
         await settle(pilot)
-        assert app.main.active_tab == "events"
-        assert app.main.query_one(FilterBar).value == "source="
+        assert app.main_screen.active_tab == "events"
+        assert app.main_screen.query_one(FilterBar).value == "source="
         await pilot.press("escape", "ctrl+p", *"theme")
         await pilot.pause(0.3)
         await pilot.press("enter")
@@ -193,10 +193,10 @@ async def test_narrow_stats_keep_their_labels_and_the_footer_keeps_help_and_quit
         for label in ("Projects", "Active Runs", "Blocked", "Dispatches", "Tokens"):
             assert f"─ {label} ─" in text, label
         assert "12k in / 3.2k out" in text
-        assert app.main.query_one(StatsRow).has_class("-compact")
+        assert app.main_screen.query_one(StatsRow).has_class("-compact")
         footer = text.splitlines()[-1]
         assert "? Help" in footer and "q Quit" in footer
-        assert app.main.query_one(Footer).region.width == NARROW[0]
+        assert app.main_screen.query_one(Footer).region.width == NARROW[0]
         await pilot.resize_terminal(*WIDE)
         await settle(pilot)
         assert "12,450 in / 3,200 out" in screen_text(app)
@@ -205,7 +205,7 @@ async def test_narrow_stats_keep_their_labels_and_the_footer_keeps_help_and_quit
 async def test_run_history_in_the_detail_is_dated_and_the_overlay_names_the_run() -> None:
     app = BigendApp(state=build_state(), clock=frozen_clock)
     async with app.run_test(size=NARROW) as pilot:
-        app.open_run(f"{ROOT}/interverse", "k3v9qa1m")
+        app.main_screen.open_run(f"{ROOT}/interverse", "k3v9qa1m")
         await settle(pilot)
         await pilot.press("enter")
         await settle(pilot)
@@ -224,5 +224,5 @@ async def test_slash_from_the_help_screen_closes_it_and_opens_the_filter() -> No
         assert "Esc, ? or F1 closes" in screen_text(app)
         await pilot.press("slash", *"atlas")
         await settle(pilot)
-        bar = app.main.query_one(FilterBar)
+        bar = app.main_screen.query_one(FilterBar)
         assert app.focused is bar and bar.value == "atlas"

@@ -56,7 +56,10 @@ def terminal() -> Iterator[Terminal]:
     assert bigend, "the `bigend` console script is not installed (pip install -e .)"
     term = Terminal(socket=f"bigend-e2e-{uuid.uuid4().hex[:8]}", session="bigend")
     command = f"{bigend} --demo; echo BIGEND-EXIT:$?; sleep 60"
-    env = {**os.environ, "TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none"}
+    # COLUMNS/LINES would override the window's size for Rich and Textual; pytest-xdist's workers
+    # have COLUMNS=80 LINES=24, which cut the footer before "Quit" in a 120x40 window.
+    inherited = {k: v for k, v in os.environ.items() if k not in {"COLUMNS", "LINES"}}
+    env = {**inherited, "TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none"}
     subprocess.run(
         [
             "tmux",

@@ -6,6 +6,9 @@ generator does; every timestamp is relative to NOW, which tests also use as the 
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, TypeVar, cast
+
 from bigend.core.snapshot import (
     DispatchInfo,
     EventInfo,
@@ -17,6 +20,7 @@ from bigend.core.snapshot import (
 )
 from bigend.core.status import UnifiedStatus, unify_status
 
+T = TypeVar("T")
 NOW = 1_767_225_600  # 2026-01-01 00:00:00 UTC
 CHAIN = [
     "brainstorm",
@@ -266,6 +270,14 @@ def build_state(now: int = NOW, *, extra_goal: str | None = None) -> KernelState
     )
 
 
+def replaced(obj: T, **changes: Any) -> T:
+    """A copy of a snapshot object with some fields changed, whether the snapshot types are pydantic
+    models or frozen dataclasses (the tests only need the copy, not the type's own API)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return cast(T, dataclasses.replace(obj, **changes))
+    return cast(T, obj.model_copy(update=changes))  # type: ignore[attr-defined]
+
+
 def frozen_clock() -> float:
     return float(NOW)
 
@@ -280,10 +292,9 @@ def with_extra_events(
         for n in range(count)
     ]  # fmt: skip
     projects = [
-        p.model_copy(update={"events": [*p.events, *extra]}) if p.name == project_name else p
-        for p in state.projects
+        replaced(p, events=[*p.events, *extra]) if p.name == project_name else p for p in state.projects
     ]
-    return state.model_copy(update={"projects": projects})
+    return replaced(state, projects=projects)
 
 
 def with_portfolio(state: KernelState) -> KernelState:
@@ -300,14 +311,11 @@ def with_portfolio(state: KernelState) -> KernelState:
         "harbor": run("harbor", "c2harbr0", goal, "strategized", unified=UnifiedStatus.BLOCKED,
                       in_phase=2 * 3600, age=26 * 3600, blocked_reason="upstream atlas is not at planned"),
     }  # fmt: skip
-    real = {name: r.model_copy(update={"parent_run_id": parent.id}) for name, r in real.items()}
+    real = {name: replaced(r, parent_run_id=parent.id) for name, r in real.items()}
     copies = [
-        real["atlas"].model_copy(update={"project": f"{ROOT}/workspace", "phase": "planned"}),
-        real["harbor"].model_copy(update={"project": f"{ROOT}/workspace"}),
+        replaced(real["atlas"], project=f"{ROOT}/workspace", phase="planned"),
+        replaced(real["harbor"], project=f"{ROOT}/workspace"),
     ]
-    workspace = project("workspace", [parent, *copies], [], []).model_copy(update={"portfolio": True})
-    projects = [
-        p.model_copy(update={"runs": [*p.runs, real[p.name]]}) if p.name in real else p
-        for p in state.projects
-    ]
-    return state.model_copy(update={"projects": [*projects, workspace]})
+    workspace = replaced(project("workspace", [parent, *copies], [], []), portfolio=True)
+    projects = [replaced(p, runs=[*p.runs, real[p.name]]) if p.name in real else p for p in state.projects]
+    return replaced(state, projects=[*projects, workspace])

@@ -35,9 +35,9 @@ def open_run(project: str, run_id: str | None, *keys: str) -> Callable[[Pilot[ob
         assert isinstance(app, BigendApp)
         await pilot.pause()
         if run_id is None:
-            app.open_project(f"{ROOT}/{project}")
+            app.main_screen.open_project(f"{ROOT}/{project}")
         else:
-            app.open_run(f"{ROOT}/{project}", run_id)
+            app.main_screen.open_run(f"{ROOT}/{project}", run_id)
         await pilot.pause()
         if keys:
             await pilot.press(*keys)

@@ -8,7 +8,7 @@ from typing import ClassVar
 from rich.text import Text
 
 from bigend.core.snapshot import DispatchInfo
-from bigend.ui import format as fmt
+from bigend.ui import render
 from bigend.ui.text import literal
 from bigend.ui.widgets.keyed_table import KeyedTable
 
@@ -16,7 +16,19 @@ from bigend.ui.widgets.keyed_table import KeyedTable
 def dispatch_duration(dispatch: DispatchInfo, now: float) -> str:
     start = dispatch.started_at or dispatch.created_at
     end = dispatch.ended_at if dispatch.ended_at is not None else now
-    return fmt.duration(end - start)
+    return render.duration(end - start)
+
+
+def dispatch_cells(d: DispatchInfo, now: float) -> tuple[Text, ...]:
+    tokens = f"{render.tokens(d.input_tokens)}/{render.tokens(d.output_tokens)}"
+    return (
+        literal(d.id[:8]),
+        literal((f"{d.agent_type} {d.name}" if d.name else d.agent_type)[:14]),
+        render.status_cell(d.unified),
+        Text(dispatch_duration(d, now), justify="right"),
+        literal((d.model or "-")[:16]),
+        Text(tokens, justify="right"),
+    )
 
 
 class DispatchTable(KeyedTable):
@@ -33,20 +45,5 @@ class DispatchTable(KeyedTable):
         ("tokens", "Tokens in/out", 17),
     )
 
-    def show(self, dispatches: Sequence[DispatchInfo], now: float) -> None:
-        self.sync_rows(
-            [
-                (
-                    d.id,
-                    (
-                        literal(d.id[:8]),
-                        literal((f"{d.agent_type} {d.name}" if d.name else d.agent_type)[:14]),
-                        Text(d.unified.glyph, style=d.unified.color),
-                        Text(dispatch_duration(d, now), justify="right"),
-                        literal((d.model or "-")[:16]),
-                        Text(f"{fmt.tokens(d.input_tokens)}/{fmt.tokens(d.output_tokens)}", justify="right"),
-                    ),
-                )
-                for d in dispatches
-            ]
-        )
+    def update_dispatches(self, dispatches: Sequence[DispatchInfo], now: float) -> None:
+        self.sync_rows([(d.id, dispatch_cells(d, now)) for d in dispatches])

@@ -1,16 +1,16 @@
-"""The event viewport: bootstraps with the events in the state, then streams new ones.
+"""The event viewport: the activity feed's items, the first load (history) and then each new one.
 
-Lines are deduplicated by synthetic id with a bounded seen-set and the buffer keeps at most
-`max_lines`. The log is virtual: it stores events and renders only the rows on screen, so a bootstrap
-of thousands of events or a filter change costs no per-line rendering. The view follows the newest
-line unless the operator scrolled up; then a "paused" marker shows until End (or scrolling back to the
-bottom) resumes following.
+It is handed items the core's feed (`bigend.core.feed.ActivityFeed`) has already merged in time order
+and deduplicated, so it only appends; its buffer keeps at most `max_lines`. The log is virtual: it
+stores items and renders only the rows on screen, so a bootstrap of thousands of events or a filter
+change costs no per-line rendering. The view follows the newest line unless the operator scrolled up;
+then a "paused" marker shows until End (or scrolling back to the bottom) resumes following.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
 
 from rich.text import Text
@@ -23,13 +23,14 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
+from bigend.core.feed import FeedItem
 from bigend.core.snapshot import EventInfo
-from bigend.ui.eventlines import event_line
-from bigend.ui.filtering import FilterQuery, parse_filter
+from bigend.ui.render import event_line
 from bigend.ui.text import clean
 
 PAUSED_TEXT = "⏸ paused — End to follow"
-Entry = tuple[EventInfo, str]
+# Which events a filter keeps: (event, project name) -> shown?
+EventPredicate = Callable[[EventInfo, str], bool]
 
 
 class EventLog(ScrollView, can_focus=True):
@@ -46,18 +47,18 @@ class EventLog(ScrollView, can_focus=True):
         Binding("home", "scroll_home", "Oldest", show=False, id="events.home"),
         # Short descriptions for the footer; the help screen shows the tooltips. Priority, like `/`:
         # the focus moves to the filter bar as the key arrives, so what is typed behind it lands there.
-        Binding("t", "app.filter_term('type')", "type=", id="events.filter_type", priority=True,
+        Binding("t", "screen.filter_term('type')", "type=", id="events.filter_type", priority=True,
                 tooltip="Filter by type: opens / with type= (advance, block, spawned…)"),
-        Binding("s", "app.filter_term('source')", "source=", id="events.filter_source", priority=True,
+        Binding("s", "screen.filter_term('source')", "source=", id="events.filter_source", priority=True,
                 tooltip="Filter by source: opens / with source= (kernel, tmux, messaging…)"),
-        Binding("p", "app.filter_term('project')", "project=", id="events.filter_project", priority=True,
+        Binding("p", "screen.filter_term('project')", "project=", id="events.filter_project", priority=True,
                 tooltip="Filter by project: opens / with project= (part of a name)"),
     ]  # fmt: skip
 
     def __init__(self, *, max_lines: int, show_project: bool) -> None:
         super().__init__()
         self.show_project = show_project
-        self.entries: deque[Entry] = deque(maxlen=max_lines)
+        self.entries: deque[FeedItem] = deque(maxlen=max_lines)
         self.following = True
         self.empty_text = "no events yet"
 
@@ -65,13 +66,13 @@ class EventLog(ScrollView, can_focus=True):
     def line_count(self) -> int:
         return len(self.entries)
 
-    def set_entries(self, entries: Iterable[Entry]) -> None:
+    def set_entries(self, entries: Iterable[FeedItem]) -> None:
         """Replace what is shown (a filter change)."""
         self.entries.clear()
         self.entries.extend(entries)
         self._resized()
 
-    def append(self, entries: list[Entry]) -> None:
+    def append(self, entries: Sequence[FeedItem]) -> None:
         if not entries:
             return
         full = self.entries.maxlen is not None and len(self.entries) == self.entries.maxlen
@@ -99,8 +100,8 @@ class EventLog(ScrollView, can_focus=True):
             return self._line(Text(self.empty_text, style="dim italic"), width)
         if index >= len(self.entries) or width <= 0:
             return Strip.blank(max(0, width), rich_style)
-        event, name = self.entries[index]
-        return self._line(event_line(event, name if self.show_project else None), width)
+        item = self.entries[index]
+        return self._line(event_line(item.event, item.project_name if self.show_project else None), width)
 
     def _line(self, text: Text, width: int) -> Strip:
         rich_style = self.rich_style
@@ -130,10 +131,9 @@ class EventViewport(Vertical):
         super().__init__(id=id, classes="event-viewport")
         self.max_lines = max_lines
         self.show_project = show_project
-        self._buffer: deque[Entry] = deque(maxlen=max_lines)
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._seen_cap = max_lines * 10
-        self._filter: FilterQuery = parse_filter("")
+        self._buffer: deque[FeedItem] = deque(maxlen=max_lines)
+        self._keep: EventPredicate | None = None
+        self._filter_text = ""
 
     def compose(self) -> ComposeResult:
         yield Static(PAUSED_TEXT, classes="paused-marker")
@@ -144,8 +144,8 @@ class EventViewport(Vertical):
         return self.query_one(EventLog)
 
     @property
-    def lines(self) -> list[Entry]:
-        """What the buffer holds (event, project name), oldest first; filters do not drop entries."""
+    def items(self) -> list[FeedItem]:
+        """What the buffer holds, oldest first; filters do not drop items."""
         return list(self._buffer)
 
     def on_mount(self) -> None:
@@ -154,36 +154,30 @@ class EventViewport(Vertical):
     def watch_paused(self, paused: bool) -> None:
         self.set_class(paused, "-paused")
 
-    def ingest(self, events: Iterable[EventInfo], names: Mapping[str, str]) -> int:
-        """Append the events not seen before (in the given order); returns how many were new."""
-        fresh: list[Entry] = []
-        for event in events:
-            if event.synthetic_id in self._seen:
-                continue
-            self._seen[event.synthetic_id] = None
-            if len(self._seen) > self._seen_cap:
-                self._seen.popitem(last=False)
-            fresh.append((event, names.get(event.project, event.project)))
-        self._buffer.extend(fresh)
-        if fresh:
-            self.log_widget.append([e for e in fresh if self._filter.matches_event(*e)])
-            self._describe()
-        return len(fresh)
-
-    def set_filter(self, query: FilterQuery) -> None:
-        """Show the buffer under a new filter (cheap: nothing is rendered until it is on screen)."""
-        if query == self._filter:
+    def add_items(self, items: Sequence[FeedItem]) -> None:
+        """Append the feed's new items (already deduplicated and in time order)."""
+        if not items:
             return
-        self._filter = query
+        self._buffer.extend(items)
+        keep = self._keep
+        self.log_widget.append(items if keep is None else [i for i in items if keep(i.event, i.project_name)])
+        self._describe()
+
+    def filter_events(self, keep: EventPredicate | None, text: str) -> None:
+        """Show the buffer under a new filter, `keep` None for everything; `text` is what the operator
+        typed, shown on the border (cheap: nothing is rendered until it is on screen)."""
+        self._keep = keep
+        self._filter_text = text
         log = self.log_widget
-        log.set_entries(e for e in self._buffer if query.matches_event(*e))
-        log.empty_text = "no events yet" if query.empty else f"no event matches {clean(query.text)}"
+        buffer = self._buffer
+        log.set_entries(buffer if keep is None else (i for i in buffer if keep(i.event, i.project_name)))
+        log.empty_text = "no events yet" if keep is None else f"no event matches {clean(text)}"
         self._describe()
 
     def _describe(self) -> None:
         """The bottom border: how much the filter keeps, and the keys that filter."""
-        if self._filter.empty:
+        if self._keep is None:
             self.border_subtitle = Text(f"{len(self._buffer)} events · t type=  s source=  p project=")
         else:
             kept = f"{self.log_widget.line_count} of {len(self._buffer)}"
-            self.border_subtitle = Text(f"{kept} · filter: {clean(self._filter.text)}")
+            self.border_subtitle = Text(f"{kept} · filter: {clean(self._filter_text)}")

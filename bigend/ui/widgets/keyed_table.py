@@ -12,6 +12,7 @@ from typing import ClassVar, TypeVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
+from textual.geometry import Size
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowDoesNotExist
 
@@ -172,12 +173,17 @@ class KeyedTable(DataTable[Text]):
         self.sort(*self.IDENTITY_COLUMNS, key=position)
 
     def set_column_width(self, key: str, width: int) -> None:
-        """Resize one fixed-width column (the goal column fills what the others leave)."""
+        """Resize one fixed-width column (the goal column fills what the others leave).
+
+        DataTable has no call for this, so it is done with its public parts only: the column's `width`,
+        the scrollable `virtual_size` (the sum of the columns' render widths, as DataTable computes it;
+        the height is unchanged), and `notify_style_update`, which drops the cached rendered rows.
+        """
         column = self.columns.get(ColumnKey(key))
+        width = max(1, width)
         if column is None or column.width == width:
             return
-        column.width = max(1, width)
-        # DataTable has no public call for this: drop the render caches and re-measure on idle.
-        self._clear_caches()
-        self._require_update_dimensions = True
-        self.refresh()
+        column.width = width
+        total = sum(c.get_render_width(self) for c in self.columns.values())
+        self.virtual_size = Size(total, self.virtual_size.height)
+        self.notify_style_update()

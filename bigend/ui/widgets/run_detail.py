@@ -13,20 +13,18 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from bigend.core.snapshot import DispatchInfo, EventInfo, ProjectState, RunInfo, TokenSummary
-from bigend.ui import format as fmt
-from bigend.ui.eventlines import event_line
+from bigend.ui import render
 from bigend.ui.text import clean
 from bigend.ui.widgets.dispatch_table import DispatchTable
-from bigend.ui.widgets.phase_ribbon import PhaseRibbon
 
 DETAIL_EVENTS = 30
 
 
 def token_line(tokens: TokenSummary) -> Text:
     text = Text("Tokens  ", style="bold", end="")
-    text.append(f"{fmt.tokens(tokens.input_tokens)} in / {fmt.tokens(tokens.output_tokens)} out")
+    text.append(f"{render.tokens(tokens.input_tokens)} in / {render.tokens(tokens.output_tokens)} out")
     text.append(
-        f"  · cache {fmt.tokens(tokens.cache_hits)}  · total {fmt.tokens(tokens.total_tokens)}", "dim"
+        f"  · cache {render.tokens(tokens.cache_hits)}  · total {render.tokens(tokens.total_tokens)}", "dim"
     )
     return text
 
@@ -41,7 +39,7 @@ def run_meta(run: RunInfo, project: ProjectState, now: float) -> Text:
     text.append(" · ", style="dim")
     text.append(clean(run.phase))
     in_phase = now - run.phase_entered_at
-    text.append(f" for {fmt.duration(in_phase)}", style=fmt.age_style(in_phase))
+    text.append(f" for {render.duration(in_phase)}", style=render.age_style(in_phase))
     text.append(f" · complexity {run.complexity}", style="dim")
     if run.blocked_reason:
         text.append("\nBlocked: ", style="bold yellow")
@@ -65,7 +63,7 @@ def events_text(events: list[EventInfo], project_name: str | None) -> Text:
         if event_day != day:
             day = event_day
             lines.append(Text(f"── {day} ──", style="dim"))
-        lines.append(event_line(event, project_name))
+        lines.append(render.event_line(event, project_name))
     return Text("\n", end="").join(lines)
 
 
@@ -79,7 +77,7 @@ def members_text(members: Sequence[tuple[str, RunInfo]], now: float) -> Text:
         text.append(f" {clean(name):<18} ", style="bold")
         text.append(f"{clean(run.phase):<20}")
         in_phase = now - run.phase_entered_at
-        text.append(f"{fmt.duration(in_phase):>6}", style=fmt.age_style(in_phase))
+        text.append(f"{render.duration(in_phase):>6}", style=render.age_style(in_phase))
         if run.blocked_reason:
             text.append("\n  ↳ ", style="dim")
             text.append(clean(run.blocked_reason), style=run.unified.color)
@@ -111,7 +109,7 @@ class RunDetail(VerticalScroll):
         yield Static(id="detail-title")
         yield Static(id="detail-error")
         yield Static(id="detail-meta")
-        yield PhaseRibbon(id="detail-ribbon")
+        yield Static(id="detail-ribbon")
         yield Static(id="detail-members-heading", classes="detail-heading")
         yield Static(id="detail-members")
         yield Static("Dispatches", id="detail-dispatches-heading", classes="detail-heading")
@@ -120,7 +118,7 @@ class RunDetail(VerticalScroll):
         yield Static(id="detail-events")
         yield Static(id="detail-tokens")
 
-    def show(
+    def show_run(
         self,
         project: ProjectState | None,
         run: RunInfo | None,
@@ -128,14 +126,14 @@ class RunDetail(VerticalScroll):
         *,
         members: Sequence[tuple[str, RunInfo]] = (),
     ) -> None:
-        """`members`: a portfolio parent's child runs (views.portfolio_members), shown under the ribbon."""
+        """`members`: a portfolio parent's child runs (selectors.portfolio_members), under the ribbon."""
         self._members(members, now)
         if self.names_run and project is not None and run is not None:
             self.border_title = Text.assemble("Run ", clean(run.id), " · ", clean(project.name))
         self._error(project)
         title = self.query_one("#detail-title", Static)
         meta = self.query_one("#detail-meta", Static)
-        ribbon = self.query_one("#detail-ribbon", PhaseRibbon)
+        ribbon = self.query_one("#detail-ribbon", Static)
         dispatches = self.query_one("#detail-dispatches", DispatchTable)
         heading = self.query_one("#detail-dispatches-heading", Static)
         events = self.query_one("#detail-events", Static)
@@ -159,7 +157,7 @@ class RunDetail(VerticalScroll):
         title.update(Text(clean(run.goal), style="bold"))
         meta.update(run_meta(run, project, now))
         ribbon.display = True
-        ribbon.show(run)
+        ribbon.update(render.ribbon(run))
         self._dispatches(heading, dispatches, [d for d in project.dispatches if d.run_id == run.id], now)
         run_events = [e for e in project.events if e.run_id == run.id]
         events.update(events_text(run_events[-DETAIL_EVENTS:], None))
@@ -189,4 +187,4 @@ class RunDetail(VerticalScroll):
     ) -> None:
         heading.update(f"Dispatches ({len(dispatches)})" if dispatches else "Dispatches: none")
         table.display = bool(dispatches)
-        table.show(dispatches, now)
+        table.update_dispatches(dispatches, now)

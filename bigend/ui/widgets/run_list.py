@@ -9,47 +9,13 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from bigend.core.snapshot import RunInfo
-from bigend.core.status import UnifiedStatus
-from bigend.ui import format as fmt
-from bigend.ui.goal import goal_cell
-from bigend.ui.messages import OpenRun, RunHighlighted
-from bigend.ui.text import literal
+from bigend.ui.messages import RunChosen, RunHighlighted
+from bigend.ui.render import run_cells, run_signature
 from bigend.ui.widgets.keyed_table import KeyedTable
-
-_FINISHED = frozenset({UnifiedStatus.DONE, UnifiedStatus.ERROR})
-
-
-def time_in_phase(run: RunInfo, now: float) -> tuple[str, str]:
-    """(text, style) of the time-in-phase cell; a finished run is no longer "in" its phase."""
-    if run.unified in _FINISHED:
-        return "·", "dim"
-    in_phase = now - run.phase_entered_at
-    return fmt.duration(in_phase), fmt.age_style(in_phase)
-
-
-def run_signature(run: RunInfo, now: float) -> tuple[object, ...]:
-    """Everything a row shows, cheaply: equal signatures mean the row needs no work at all."""
-    return (run.unified, run.phase, time_in_phase(run, now), run.complexity, run.goal, run.phases)
-
-
-def run_cells(
-    run: RunInfo, now: float, *, child_of: str | None = None, children: int = 0
-) -> tuple[Text, ...]:
-    """The seven cells of one run row (a portfolio's child copy is named by its project)."""
-    age, age_style = time_in_phase(run, now)
-    return (
-        literal(run.id[:8]),
-        Text(run.unified.glyph, style=run.unified.color),
-        literal(run.phase[:12]),
-        Text(age, style=age_style, justify="right"),
-        Text(fmt.progress_bar(fmt.progress(run)), style=run.unified.color),
-        Text(str(run.complexity), justify="right"),
-        goal_cell(run, child_of=child_of, children=children),
-    )
 
 
 class RunList(KeyedTable):
-    """Posts RunHighlighted as the cursor moves and OpenRun on Enter."""
+    """Posts RunHighlighted as the cursor moves and RunChosen on Enter."""
 
     COLUMNS: ClassVar[tuple[tuple[str, str, int], ...]] = (
         ("id", "ID", 8),
@@ -66,7 +32,7 @@ class RunList(KeyedTable):
         super().__init__(id=id, classes=classes)
         self.project: str | None = None
 
-    def show(
+    def update_runs(
         self,
         project: str | None,
         runs: Sequence[RunInfo],
@@ -77,8 +43,8 @@ class RunList(KeyedTable):
     ) -> None:
         """Show `runs` of `project`; switching project resets the cursor, a live update never does.
 
-        `child_of` and `children` label a portfolio project's rows (views.child_projects and
-        views.portfolio_children); an ordinary project has neither.
+        `child_of` and `children` label a portfolio project's rows (selectors.child_projects and
+        selectors.portfolio_children); an ordinary project has neither.
         """
         if project != self.project:
             self.project = project
@@ -112,4 +78,4 @@ class RunList(KeyedTable):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         if self.project is not None:
-            self.post_message(OpenRun(self.project, event.row_key.value, "run-list"))
+            self.post_message(RunChosen(self.project, event.row_key.value))

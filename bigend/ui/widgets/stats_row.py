@@ -7,7 +7,7 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 
 from bigend.core.snapshot import Metrics
-from bigend.ui import format as fmt
+from bigend.ui import render
 
 
 def projects_figure(metrics: Metrics) -> str:
@@ -22,7 +22,7 @@ COMPACT_BELOW = 100
 
 
 def tokens_figure(metrics: Metrics, *, compact: bool = False) -> str:
-    figure = fmt.tokens_compact if compact else fmt.tokens
+    figure = render.tokens_compact if compact else render.tokens
     return f"{figure(metrics.total_tokens_in)} in / {figure(metrics.total_tokens_out)} out"
 
 
@@ -41,7 +41,7 @@ class StatsRow(Horizontal):
 
     def on_resize(self) -> None:
         if self._metrics is not None:
-            self.show(self._metrics)
+            self.update_metrics(self._metrics)
 
     def compose(self) -> ComposeResult:
         yield Stat("Projects", id="stat-projects")
@@ -50,7 +50,7 @@ class StatsRow(Horizontal):
         yield Stat("Dispatches", id="stat-dispatches")
         yield Stat("Tokens", id="stat-tokens")
 
-    def show(self, metrics: Metrics) -> None:
+    def update_metrics(self, metrics: Metrics) -> None:
         self._metrics = metrics
         compact = self.size.width < COMPACT_BELOW
         self.set_class(compact, "-compact")

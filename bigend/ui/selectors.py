@@ -1,15 +1,14 @@
-"""What each view shows, computed from a KernelState: selection and ordering, no widgets involved.
+"""Pure selectors over a KernelState: which runs each view lists, in which order, and lookups by id.
 
-Kept apart from the widgets so the same rules serve the dashboard, the project view, the benchmark and
-the tests, and so they can be checked without running an app.
+No widget and no Rich here: the same rules serve the dashboard, the project view, the benchmark and the
+tests, and they can be checked without running an app. How the selected things look is `render`'s job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import NamedTuple
+from collections.abc import Mapping
 
-from bigend.core.snapshot import EventInfo, KernelState, ProjectState, RunInfo
+from bigend.core.snapshot import KernelState, ProjectState, RunInfo
 from bigend.core.status import UnifiedStatus
 
 DAY = 24 * 3600
@@ -122,20 +121,6 @@ def dashboard_runs(state: KernelState, now: float) -> list[tuple[ProjectState, R
     return rows
 
 
-class DashboardRow(NamedTuple):
-    """One row of the dashboard's Active runs table."""
-
-    project: ProjectState
-    run: RunInfo
-    why: str | None  # attention_reason: shown under the goal
-    children: int  # a portfolio parent: how many child runs it coordinates
-
-
-def dashboard_row(project: ProjectState, run: RunInfo) -> DashboardRow:
-    children = portfolio_children(project).get(run.id, 0) if project.portfolio else 0
-    return DashboardRow(project, run, attention_reason(project, run), children)
-
-
 def project_runs(
     project: ProjectState, now: float, show_all: bool, child_names: Mapping[str, str] | None = None
 ) -> list[RunInfo]:
@@ -176,20 +161,3 @@ def find_run(project: ProjectState | None, run_id: str | None) -> RunInfo | None
     if project is None or run_id is None:
         return None
     return next((r for r in project.runs if r.id == run_id), None)
-
-
-def all_events(projects: Iterable[ProjectState]) -> list[EventInfo]:
-    """Events of every project merged in time order (ties by project, then id)."""
-    merged = [e for p in projects for e in p.events]
-    merged.sort(key=lambda e: (e.timestamp, e.project, e.id))
-    return merged
-
-
-def project_names(state: KernelState) -> dict[str, str]:
-    return {p.path: p.name for p in state.projects}
-
-
-def iter_runs(state: KernelState) -> Iterator[tuple[ProjectState, RunInfo]]:
-    for project in state.projects:
-        for run in project.runs:
-            yield project, run
