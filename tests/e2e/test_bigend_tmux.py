@@ -79,9 +79,6 @@ def terminal() -> Iterator[Terminal]:
         env=env,
         timeout=20,
     )
-    # A CI run once showed an 80x24 window despite -x/-y (tmux's default size): pin it explicitly, so
-    # the app gets the size this test is written for (a resize reaches it as SIGWINCH if it started).
-    term.tmux("resize-window", "-t", term.session, "-x", "120", "-y", "40")
     try:
         yield term
     finally:
