@@ -41,7 +41,7 @@ async def test_hostile_names_goals_and_reasons_render_literally(tmp_path: Path) 
     goals = build_workspace(tmp_path)
     app = BigendApp(aggregator=Aggregator(BigendConfig(roots=[tmp_path], poll_interval=0.5)))
     async with app.run_test(size=SIZE) as pilot:
-        table = app.main.query_one(ActiveRunsTable)
+        table = app.main_screen.query_one(ActiveRunsTable)
         await wait_for(pilot, lambda: table.row_count == len(SAMPLES))
         await settle(pilot)
         screen = screen_text(app)
@@ -61,6 +61,6 @@ async def test_hostile_names_goals_and_reasons_render_literally(tmp_path: Path) 
         assert "\\x9b2Jeight-bit" in screen
         assert "invoice\\u202efdp.exe" in screen
 
-        sidebar = app.main.query_one(ProjectSidebar)
+        sidebar = app.main_screen.query_one(ProjectSidebar)
         names = {sidebar.get_row(row.key)[0].plain for row in sidebar.ordered_rows}
         assert all(terminal.one_line(name)[:16] in " ".join(names) for name in goals)
