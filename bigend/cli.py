@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import contextlib
 import importlib
-import json
 import shutil
 import signal
 import sys
@@ -97,12 +96,6 @@ def _no_readable_root(state: Any) -> str | None:
     return None
 
 
-def state_json(state: Any) -> str:
-    """The one JSON encoding of the state: compact, sorted keys, non-ASCII kept (like `ic --json`)."""
-    document = state.model_dump(mode="json")
-    return json.dumps(document, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-
-
 def _print_summary(state: Any) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -167,6 +160,8 @@ def _run_once(args: argparse.Namespace) -> int:
         sys.stderr.write(f"{PROG}: {problem}\n")
         return 2
     if args.json:
+        from bigend.core.statejson import state_json  # the JSON edge (pydantic)
+
         sys.stdout.write(state_json(state) + "\n")
     else:
         _print_summary(state)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bigend.core.status import UnifiedStatus
 from bigend.ui import format as fmt
 from bigend.ui.filtering import parse_filter
@@ -96,15 +98,15 @@ def test_portfolio_copies_of_child_runs_stay_off_the_dashboard() -> None:
     """A child run shows once, in its own project, not again as the portfolio database's copy."""
     state = build_state()
     child = next(r for _, r in dashboard_runs(state, NOW))
-    workspace = project("workspace", [child.model_copy(update={"parent_run_id": "p4rent00"})], [], [])
-    workspace = workspace.model_copy(update={"portfolio": True})
-    with_copy = state.model_copy(update={"projects": [*state.projects, workspace]})
+    workspace = project("workspace", [replace(child, parent_run_id="p4rent00")], [], [])
+    workspace = replace(workspace, portfolio=True)
+    with_copy = replace(state, projects=[*state.projects, workspace])
     listed = [(p.name, r.id) for p, r in dashboard_runs(with_copy, NOW)]
     assert ("workspace", child.id) not in listed
     assert len(listed) == len(dashboard_runs(state, NOW))
     # the same run in an ordinary project (not a portfolio database) is listed
-    ordinary = workspace.model_copy(update={"portfolio": False})
-    plain = state.model_copy(update={"projects": [*state.projects, ordinary]})
+    ordinary = replace(workspace, portfolio=False)
+    plain = replace(state, projects=[*state.projects, ordinary])
     assert ("workspace", child.id) in [(p.name, r.id) for p, r in dashboard_runs(plain, NOW)]
 
 
@@ -155,7 +157,7 @@ def test_attention_reason_says_why_a_run_needs_the_operator() -> None:
 def test_sidebar_badge_counts_the_database_and_portfolios() -> None:
     state = with_portfolio(build_state())
     by_name = {p.name: p for p in state.projects}
-    interverse = by_name["interverse"].model_copy(update={"runs_total": 240})
+    interverse = replace(by_name["interverse"], runs_total=240)
     assert badge(interverse).plain == "[240 runs] ■1"  # more runs in the database than loaded
     assert badge(by_name["legacy-tools"]).plain == "[0 runs] !"
     # the workspace: one parent (its two copies are counted, and blocked, in their own projects)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from textual import events
 from textual.command import CommandPalette
 
@@ -244,8 +246,8 @@ async def test_detail_without_a_run_shows_the_projects_dispatches_and_events() -
 def with_hostile_name(name: str) -> BigendApp:
     """The fixture with its second project (harbor) renamed to `name`."""
     state = build_state()
-    hostile = state.projects[1].model_copy(update={"name": name})
-    state = state.model_copy(update={"projects": [state.projects[0], hostile, *state.projects[2:]]})
+    hostile = replace(state.projects[1], name=name)
+    state = replace(state, projects=[state.projects[0], hostile, *state.projects[2:]])
     return BigendApp(state=state, clock=frozen_clock)
 
 

@@ -6,6 +6,8 @@ generator does; every timestamp is relative to NOW, which tests also use as the 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bigend.core.snapshot import (
     DispatchInfo,
     EventInfo,
@@ -280,10 +282,9 @@ def with_extra_events(
         for n in range(count)
     ]  # fmt: skip
     projects = [
-        p.model_copy(update={"events": [*p.events, *extra]}) if p.name == project_name else p
-        for p in state.projects
+        replace(p, events=[*p.events, *extra]) if p.name == project_name else p for p in state.projects
     ]
-    return state.model_copy(update={"projects": projects})
+    return replace(state, projects=projects)
 
 
 def with_portfolio(state: KernelState) -> KernelState:
@@ -300,14 +301,11 @@ def with_portfolio(state: KernelState) -> KernelState:
         "harbor": run("harbor", "c2harbr0", goal, "strategized", unified=UnifiedStatus.BLOCKED,
                       in_phase=2 * 3600, age=26 * 3600, blocked_reason="upstream atlas is not at planned"),
     }  # fmt: skip
-    real = {name: r.model_copy(update={"parent_run_id": parent.id}) for name, r in real.items()}
+    real = {name: replace(r, parent_run_id=parent.id) for name, r in real.items()}
     copies = [
-        real["atlas"].model_copy(update={"project": f"{ROOT}/workspace", "phase": "planned"}),
-        real["harbor"].model_copy(update={"project": f"{ROOT}/workspace"}),
+        replace(real["atlas"], project=f"{ROOT}/workspace", phase="planned"),
+        replace(real["harbor"], project=f"{ROOT}/workspace"),
     ]
-    workspace = project("workspace", [parent, *copies], [], []).model_copy(update={"portfolio": True})
-    projects = [
-        p.model_copy(update={"runs": [*p.runs, real[p.name]]}) if p.name in real else p
-        for p in state.projects
-    ]
-    return state.model_copy(update={"projects": [*projects, workspace]})
+    workspace = replace(project("workspace", [parent, *copies], [], []), portfolio=True)
+    projects = [replace(p, runs=[*p.runs, real[p.name]]) if p.name in real else p for p in state.projects]
+    return replace(state, projects=[*projects, workspace])
