@@ -101,9 +101,6 @@ TOKENS_OF_SCOPE = Query(
     "SELECT sum(input_tokens), sum(output_tokens), sum(cache_tokens) FROM dispatches WHERE scope_id = ?",
     TokenTotals.from_row,
 )
-TOKENS_ALL = Query(
-    "SELECT sum(input_tokens), sum(output_tokens), sum(cache_tokens) FROM dispatches", TokenTotals.from_row
-)
 
 # -- run tracking ----------------------------------------------------------------------------------
 AGENTS_OF_RUN = Query(
