@@ -523,8 +523,8 @@ class Aggregator:
 
     # -- live ---------------------------------------------------------------------------------------
     def _watch_dirs(self) -> dict[str, str]:
-        """Project directory -> key, for every project still there (changes.watch_projects)."""
-        return {key: key for key in self._order if self._slots[key].gone_since is None}
+        """Project directory -> key, for every project (changes.watch_projects skips missing ones)."""
+        return {key: key for key in self._order}
 
     async def _watch(self, dirs: dict[str, str], requests: _LiveRequests) -> None:
         try:

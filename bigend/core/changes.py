@@ -56,7 +56,7 @@ async def watch_projects(
 ) -> None:
     """Call `on_change(project keys, rewatch)` whenever a project's database files change; until cancelled.
 
-    `projects` maps each project directory to its key. Each is watched (not recursively) for its
+    `projects` maps each project directory to its key. Each that exists is watched (not recursively) for its
     `.clavain` directory appearing or disappearing, and each existing `.clavain` for writes to the
     database and its WAL. `rewatch` is True when a `.clavain` directory itself was added or removed
     (`rm -rf .clavain && ic init`): a watch follows the directory it was set on, so the caller must start
@@ -64,7 +64,7 @@ async def watch_projects(
     and yields once nothing new arrived for a short step, so a burst of commits is one call.
     """
     clavains = {os.path.join(path, kdb.DB_DIR): key for path, key in projects.items()}
-    dirs = {**projects, **{path: key for path, key in clavains.items() if os.path.isdir(path)}}
+    dirs = {path: key for path, key in (*projects.items(), *clavains.items()) if os.path.isdir(path)}
     if not dirs:
         await asyncio.Event().wait()  # nothing to watch: sleep until cancelled
         return

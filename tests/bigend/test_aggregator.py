@@ -300,6 +300,8 @@ async def test_a_hung_project_times_out_without_holding_back_the_others(
     assert early, "the fast projects were published before the hung one timed out"
     assert all(loaded(early[-1], name) for name in ("fast1", "fast2", "fast3"))
     assert not loaded(early[-1], "slow")
+    (slow,) = [p for p in early[-1].projects if p.name == "slow"]
+    assert (slow.freshness, slow.runs) == (Freshness.UNREAD, [])  # "not read yet", never "0 runs"
     final = published[-1]
     assert final.metrics.kernel_errors == {str(tmp_path / "slow"): "read timed out after 2s"}
     assert final.metrics.projects_ok == 3
