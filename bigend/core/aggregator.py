@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import sqlite3
 import time
 from collections.abc import Callable
@@ -144,6 +145,8 @@ class Aggregator:
             events=config.events_per_project,
         )
         self._stale_after = STALE_AFTER_INTERVALS * config.poll_interval
+        self._published_stale: list[str] = []  # keys published as stale
+        self._stale_deadline = math.inf  # before then, no project published fresh can have gone stale
         self._tick = count(1)
         self._busy: set[str] = set()  # projects being read right now: their connections stay
         self._connected: dict[str, _Slot] = {}  # projects with an open read connection
@@ -336,13 +339,24 @@ class Aggregator:
         return moved or (mode == "verify" and slot.conn is not None)
 
     def _freshness_moved(self) -> bool:
-        """Whether some project's freshness is no longer what the published state says (e.g. gone stale)."""
+        """Whether some project's freshness is no longer what the published state says.
+
+        Only time moves it without a read: a project published stale that was checked since, or a
+        fresh one whose confirmation has aged past the deadline `_build_state` noted. Cheap until then.
+        """
         now = time.monotonic()
-        return any(
-            project.freshness is not self._slots[project.path].freshness(now, self._stale_after)
-            for project in self._state.projects
-            if project.path in self._slots
-        )
+        stale_after = self._stale_after
+        for key in self._published_stale:
+            slot = self._slots.get(key)
+            if slot is not None and slot.freshness(now, stale_after) is not Freshness.STALE:
+                return True
+        if now < self._stale_deadline:
+            return False
+        slots = [self._slots[key] for key in self._order]
+        if any(slot.freshness(now, stale_after) is Freshness.STALE for slot in slots):
+            return True
+        self._stale_deadline = _stale_deadline(slots, stale_after)
+        return False
 
     async def _run_pool(
         self, targets: list[_Slot], *, force: bool, read: set[str], on_partial: StateCallback | None
@@ -557,13 +571,22 @@ class Aggregator:
         metrics = combine((slot.tally for slot in slots), errors, len(slots))
         now = time.monotonic()
         stale_after = self._stale_after
+        projects = [slot.published(slot.freshness(now, stale_after)) for slot in slots]
+        self._published_stale = [p.path for p in projects if p.freshness is Freshness.STALE]
+        self._stale_deadline = _stale_deadline(slots, stale_after)
         return KernelState(
             generated_at=time.time(),
             roots=[str(root) for root in self.config.roots],
-            projects=[slot.published(slot.freshness(now, stale_after)) for slot in slots],
+            projects=projects,
             metrics=metrics,
             root_errors=dict(self._root_errors),
         )
+
+
+def _stale_deadline(slots: list[_Slot], stale_after: float) -> float:
+    """When the first of the projects that can go stale (read, no error) does, unless checked before."""
+    checked = [slot.checked_at for slot in slots if slot.loaded and slot.error is None]
+    return min(checked) + stale_after if checked else math.inf
 
 
 def _gone_reason(project: Project) -> str:
