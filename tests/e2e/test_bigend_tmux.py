@@ -55,7 +55,16 @@ def terminal() -> Iterator[Terminal]:
     assert bigend, "the `bigend` console script is not installed (pip install -e .)"
     term = Terminal(socket=f"bigend-e2e-{uuid.uuid4().hex[:8]}", session="bigend")
     command = f"{bigend} --demo; echo BIGEND-EXIT:$?; sleep 60"
-    env = {**os.environ, "TERM": "xterm-256color", "TEXTUAL_ANIMATIONS": "none"}
+    # COLUMNS/LINES as the pane's size. In two loaded full-suite runs the app drew at 80x24, shutil's
+    # fallback when the pty reports no size yet, for the whole wait: the pane's size was not known when
+    # the app asked, and no later resize reached it. The footer's "Quit" then did not fit.
+    env = {
+        **os.environ,
+        "TERM": "xterm-256color",
+        "TEXTUAL_ANIMATIONS": "none",
+        "COLUMNS": "120",
+        "LINES": "40",
+    }
     subprocess.run(
         [
             "tmux",
