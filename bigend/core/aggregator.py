@@ -384,40 +384,44 @@ class Aggregator:
         """Check and maybe read one project; True when its published state changed."""
         async with self._sem:
             before = (slot.error, slot.gone_since, slot.loaded)
+            assert slot.project.db_path is not None
+            # The files as they were before this attempt: if it fails, any change after this moment is a
+            # reason to try again. (Taken after the failure, it could already show the replacement that
+            # made the attempt fail, and the stat pass would wait out ERROR_RETRY_INTERVAL.)
+            files = changes.signature(slot.project.db_path)
             self._busy.add(slot.key)
             try:
                 async with asyncio.timeout(self.config.project_timeout):
                     return await self._read_slot(slot, force=force, read=read)
             except TimeoutError:
-                self._fail(slot, f"read timed out after {self.config.project_timeout:g}s")
+                self._fail(slot, f"read timed out after {self.config.project_timeout:g}s", files)
             except ProjectGone as exc:
-                self._fail(slot, exc.message)
+                self._fail(slot, exc.message, files)
                 if slot.gone_since is None:
                     slot.gone_since = time.time()
                     self._generation += 1  # its watches went with it
             except DatabaseLocked as exc:
-                self._fail(slot, exc.message, locked=True)
+                self._fail(slot, exc.message, files, locked=True)
             except KernelError as exc:
-                self._fail(slot, exc.message)
+                self._fail(slot, exc.message, files)
             except (sqlite3.Error, OSError, ValueError) as exc:
-                self._fail(slot, f"{type(exc).__name__}: {exc}")
+                self._fail(slot, f"{type(exc).__name__}: {exc}", files)
             except Exception as exc:  # a bug reading one project must not take the dashboard down
                 log.exception("bigend: reading %s failed", slot.key)
-                self._fail(slot, f"unexpected {type(exc).__name__}: {exc}")
+                self._fail(slot, f"unexpected {type(exc).__name__}: {exc}", files)
             finally:
                 self._busy.discard(slot.key)
                 self._trim_connections()  # during the pass too: a first read of 1 000 projects
             return (slot.error, slot.gone_since, slot.loaded) != before
 
-    def _fail(self, slot: _Slot, message: str, *, locked: bool = False) -> None:
+    def _fail(self, slot: _Slot, message: str, files: changes.Signature, *, locked: bool = False) -> None:
         """Record a failed read: the last good data stays, with the reason (shown as `!`)."""
         self._drop_conn(slot)
         slot.reuse = reader.Reuse()  # a read given up on may still be filling the old one
         slot.error = _without_path(message, slot.project.db_path)
         slot.error_at = time.monotonic()
         slot.locked = locked
-        if slot.project.db_path is not None:  # so the stat pass notices when the files change again
-            slot.signature = changes.signature(slot.project.db_path)
+        slot.signature = files  # the stat pass retries as soon as the files differ from these
 
     async def _read_slot(self, slot: _Slot, *, force: bool, read: set[str]) -> bool:
         path = slot.project.db_path
@@ -436,9 +440,9 @@ class Aggregator:
             self._drop_conn(slot)  # failed or given up on inside its read transaction: never reuse it
             slot.reuse = reader.Reuse()  # a read given up on may still be filling the old one
             raise
-        # Taken after the read: opening a WAL database read-only creates its -wal/-shm files, which must
-        # not look like a change next time. A commit racing this stat is still caught: it also raises a
-        # file event, and a hinted check asks data_version, never the signature.
+        # The database and its WAL as they were before the read looked (ReadConnection._note_stamps): a
+        # commit or a rewrite racing the read still looks like a change to the next stat pass, even if its
+        # file event is lost (e.g. to a watcher restarting).
         slot.signature = signature
         slot.checked_at = time.monotonic()
         if slot.gone_since is not None:

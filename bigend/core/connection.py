@@ -6,12 +6,15 @@ open SQLite connection keeps reading the file it opened, even once that file is 
 `PRAGMA data_version` only sees commits made through the same file. So every read (`ReadConnection.read`)
 first looks at the path, a few microseconds of `stat`:
 - the path is gone: `ProjectGone` (the connection is closed);
-- the file identity (st_dev, st_ino) of the database, or of its WAL, differs from the one the connection
-  opened: the connection is closed and a new one reads the new file, in the same call;
-- the database file's size or mtime changed although the connection saw no commit (`data_version`
-  unchanged): something wrote it behind SQLite's back (overwritten in place); a new connection reads it.
+- the database file is not the one the last read saw (another file identity, st_dev and st_ino, or
+  another size or mtime) or the WAL was replaced: the connection is closed and a new one, which checks
+  the header and the schema again, reads the file, in the same call. Under WAL a commit only appends to
+  the WAL, so this costs a reopen after a checkpoint, and catches a database replaced by a new file,
+  overwritten in place (SQLite itself may go on answering from the WAL and its page cache), or
+  restored from a backup.
 Otherwise `data_version` decides: unchanged means the caller's data is still current (the read returns
-None without running the queries).
+None without running the queries). `signature` keeps the files' stamps from before the read looked, for
+the aggregator's stat pass: a change racing the read is a change next time.
 
 Errors are one line, classified: `DatabaseLocked` (a writer holds a lock that blocks readers; retried),
 `ProjectGone`, and `StorageError` for the rest (corrupt, not a database, wrong schema, unreadable).
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
 
-from bigend.core.changes import MISSING, Signature, Stamp, signature, stamp
+from bigend.core.changes import MISSING, Signature, Stamp, stamp
 from kernel import db as kdb
 from kernel.errors import StorageError
 
@@ -140,11 +143,10 @@ class ReadConnection:
         self._busy = False
         self._discarded = False
         # What the open connection has seen (valid while _conn is not None):
-        self._identity: tuple[int, int] = (0, 0)  # st_dev, st_ino of the database it opened
         self._wal_identity: tuple[int, int] | None = None  # of the WAL, once a read has seen one
-        self._version: int | None = None  # data_version after its last read
-        self._seen: Stamp = MISSING  # the database file's stamp after its last read
-        #: the database's and its WAL's stamps right after the last read (what the stat pass compares)
+        self._version: int | None = None  # data_version when its last read began
+        self._seen: Stamp = MISSING  # the database file's stamp when its last read began
+        #: the database's and its WAL's stamps when the last read began (what the stat pass compares)
         self.signature: Signature = (MISSING, MISSING)
 
     def read(self, work: Callable[[sqlite3.Connection], T], *, force: bool = False) -> T | None:
@@ -183,44 +185,47 @@ class ReadConnection:
         except OSError as exc:
             self._close()
             raise StorageError(f"{self.path}: cannot read: {exc.strerror}") from None
-        identity = (st.st_dev, st.st_ino)
-        if self._conn is not None and (identity != self._identity or self._wal_replaced(text)):
-            self._close()  # replaced: the connection still reads the old (maybe unlinked) file
+        seen: Stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        wal_path = f"{text}-wal"
+        wal = stamp(wal_path)
+        if self._conn is not None and (seen != self._seen or self._wal_replaced(wal)):
+            # Replaced (the connection still reads the old, maybe unlinked, file) or written since the last
+            # read: under WAL, commits go to the WAL, so the database file changes only by a checkpoint or
+            # behind SQLite's back, and SQLite may keep answering from the WAL and its cache whatever the
+            # file now holds. A new connection checks the file again (header, schema) and reads it.
+            self._close()
         fresh = self._conn is None
         if fresh:
-            self._open(identity)
+            self._open()
+            wal = stamp(wal_path)  # opening creates the WAL of a database nobody had open
         assert self._conn is not None
         version = data_version(self._conn)
-        if not fresh and version == self._version:
-            if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) != self._seen:
-                # Written behind SQLite's back (no commit this connection could see): read it afresh.
-                self._close()
-                self._open(identity)
-                assert self._conn is not None
-                version = data_version(self._conn)
-            elif not force:
-                self._note_stamps()
-                return None
+        if not fresh and not force and version == self._version:
+            self._note_stamps(seen, wal)
+            return None
         result = work(self._conn)
         self._version = version
-        self._note_stamps()
+        self._note_stamps(seen, wal)
         return result
 
-    def _wal_replaced(self, text: str) -> bool:
-        if self._wal_identity is None:
-            return False
-        wal = stamp(text + "-wal")
-        return (wal[0], wal[1]) != self._wal_identity
+    def _wal_replaced(self, wal: Stamp) -> bool:
+        return self._wal_identity is not None and (wal[0], wal[1]) != self._wal_identity
 
-    def _open(self, identity: tuple[int, int]) -> None:
+    def _open(self) -> None:
+        # The stamp this read compares against was taken before opening: a replacement in between only
+        # makes the next read reopen once more.
         self._conn = open_project_db(self.path, busy_timeout=self._busy_timeout)
-        self._identity = identity  # taken before opening: a replacement in between reopens next time
         self._wal_identity = None
         self._version = None
 
-    def _note_stamps(self) -> None:
-        self.signature = db, wal = signature(self.path)
-        self._seen = db
+    def _note_stamps(self, seen: Stamp, wal: Stamp) -> None:
+        """Remember the database and its WAL as they were before this read looked at them.
+
+        A rewrite of the file, or a commit appended to the WAL, that lands during the read (which may or
+        may not have seen it) then still looks like a change to the next read and to the stat pass.
+        """
+        self.signature = (seen, wal)
+        self._seen = seen
         if self._wal_identity is None and wal != MISSING:
             self._wal_identity = (wal[0], wal[1])
 

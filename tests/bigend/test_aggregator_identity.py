@@ -15,12 +15,13 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bigend.core.aggregator import Aggregator
 from bigend.core.config import BigendConfig
-from bigend.core.connection import LOCKED_MESSAGE
+from bigend.core.connection import LOCKED_MESSAGE, ProjectGone
 from bigend.core.snapshot import Freshness, KernelState, ProjectState
 from bigend.core.synthetic import make_project
 from kernel import db as kdb
@@ -170,6 +171,43 @@ async def test_a_deleted_project_stays_gone_with_its_data_until_it_returns(
     back = the(await aggregator.refresh(), proj.dir)
     assert (back.freshness, back.gone_since, back.error) == (Freshness.FRESH, None, None)
     assert goals(back) == ["back again"]
+
+
+class RecreatedAfterItsReadFailed(Aggregator):
+    """A test hook: the database comes back right after a read found it missing, before the failure is
+    recorded (the race of a read with `rm -rf .clavain && ic init && ic run create`)."""
+
+    def __init__(self, cfg: BigendConfig, recreate: Callable[[], None]) -> None:
+        super().__init__(cfg)
+        self.recreate: Callable[[], None] | None = recreate
+
+    async def _read_slot(self, slot: Any, *, force: bool, read: set[str]) -> bool:
+        try:
+            return await super()._read_slot(slot, force=force, read=read)
+        except ProjectGone:
+            if self.recreate is not None:
+                self.recreate()
+                self.recreate = None
+            raise
+
+
+async def test_a_database_back_before_its_failed_read_was_recorded_is_read_by_the_next_pass(
+    proj: Project, tmp_path: Path
+) -> None:
+    def recreate() -> None:
+        ic(proj.dir, "init")
+        ic(proj.dir, "run", "create", "--goal=after")
+
+    cfg = BigendConfig(roots=[tmp_path], poll_interval=NEVER, rediscover_interval=NEVER)
+    aggregator = RecreatedAfterItsReadFailed(cfg, recreate)
+    try:
+        await aggregator.refresh()
+        shutil.rmtree(proj.dir / kdb.DB_DIR)
+        assert the(await aggregator.refresh(), proj.dir).freshness is Freshness.GONE
+        back = the(await aggregator.refresh(), proj.dir)  # the stat pass, well within ERROR_RETRY_INTERVAL
+        assert (back.freshness, goals(back)) == (Freshness.FRESH, ["after"])
+    finally:
+        await aggregator.close()
 
 
 async def test_a_removed_clavain_directory_is_gone_and_dismiss_forgets_it(

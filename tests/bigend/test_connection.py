@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bigend.core.changes import signature
 from bigend.core.connection import ProjectGone, ReadConnection
 from kernel import db as kdb
 from kernel import runs
@@ -83,6 +84,42 @@ def test_a_database_rewritten_in_place_without_a_commit_is_read_again(db: Path) 
         db.write_bytes(content)
         assert conn.read(count_runs) == 1  # the file changed behind SQLite's back: not trusted as unchanged
         assert conn.read(count_runs) is None
+    finally:
+        conn.discard()
+
+
+def test_a_rewrite_landing_during_a_read_still_counts_as_a_change(db: Path) -> None:
+    conn = ReadConnection(db, busy_timeout=1.0)
+    try:
+        assert conn.read(count_runs) == 1
+        content = db.read_bytes()
+
+        def read_then_rewrite(c: sqlite3.Connection) -> int:
+            runs_seen = count_runs(c)
+            os.utime(db, ns=(1, 1))
+            db.write_bytes(content)  # in place, while this read holds its (older) answer
+            return runs_seen
+
+        assert conn.read(read_then_rewrite, force=True) == 1
+        assert conn.read(count_runs) == 1  # read again: the file changed after the last read looked
+        assert conn.read(count_runs) is None
+    finally:
+        conn.discard()
+
+
+def test_a_commit_landing_during_a_read_leaves_a_signature_that_shows_it(db: Path) -> None:
+    conn = ReadConnection(db, busy_timeout=1.0)
+    try:
+        assert conn.read(count_runs) == 1
+
+        def read_then_commit(c: sqlite3.Connection) -> int:
+            runs_seen = count_runs(c)
+            add_run(db, "during the read")
+            return runs_seen
+
+        assert conn.read(read_then_commit, force=True) == 1
+        assert conn.signature != signature(db)  # the stat pass will look again, file event or not
+        assert conn.read(count_runs) == 2
     finally:
         conn.discard()
 
