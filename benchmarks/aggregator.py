@@ -13,6 +13,8 @@
    - `refresh()` (the stat pass over all 1 000, then the one read) and `refresh(only={it})` (what the
      live loop does on a file event);
 4. a write in a project database -> visible in the live state (watchfiles + data_version)   p95 <= 300 ms
+5. a database replaced (`rm -rf .clavain`, init, a new run) or overwritten with garbage while the live
+   loop runs -> the `!` (gone or error) and the new data in the live state                 <= 2 s
 
 The synthetic projects (bigend/core/synthetic.py) have a realistic mix: 1 run in 20 active (a third of
 those blocked), 1 dispatch in 50 live. Wall times are printed with the process CPU time beside them,
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import statistics
@@ -35,6 +38,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -42,15 +47,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bigend.core import reader
 from bigend.core.aggregator import Aggregator
 from bigend.core.config import BigendConfig
-from bigend.core.snapshot import KernelState
+from bigend.core.snapshot import KernelState, ProjectState
 from bigend.core.synthetic import make_project, make_workspace
 from kernel import db as kdb
-from kernel import events
+from kernel import events, runs
 
 FULL_TARGET_MS = 150.0
 RATIO_TARGET = 20.0
 ONE_OF_MANY_TARGET_MS = 30.0
 VISIBLE_P95_TARGET_MS = 300.0
+REPLACED_TARGET_MS = 2000.0
+INF = float("inf")
 
 
 def ms(seconds: float) -> str:
@@ -270,6 +277,104 @@ def bench_visible(root: Path, projects: list[Path], writes: int) -> float:
     return p95(latencies)
 
 
+# -- 5. replaced or overwritten while running -----------------------------------------------------------
+def replace_database(project: Path, goal: str) -> None:
+    """What `rm -rf .clavain && ic init && ic run create --goal=...` does, through the kernel API."""
+    shutil.rmtree(project / kdb.DB_DIR)
+    db_path = project / kdb.DB_DIR / kdb.DB_NAME
+    kdb.init_db(db_path)
+    conn = kdb.open_db(db_path)
+    try:
+        runs.create_run(conn, goal=goal, project_dir=project)
+    finally:
+        conn.close()
+
+
+@dataclass
+class Watch:
+    """One change being timed: which project, which new run to wait for, when what was seen."""
+
+    path: str
+    goal: str | None  # None: wait for the `!` only (garbage written)
+    started: float = 0.0
+    marked: float = INF  # the project showed `!` (gone or error), or already the new data
+    new: float = INF  # the new run was in the state
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def saw(self, project: ProjectState, now: float) -> None:
+        if project.path != self.path:
+            return
+        new = self.goal is not None and any(r.goal == self.goal for r in project.runs)
+        if (project.error is not None or new) and self.marked == INF:
+            self.marked = now
+        if new and self.new == INF:
+            self.new = now
+        if self.new != INF or (self.goal is None and self.marked != INF):
+            self.done.set()
+
+
+def bench_replaced(root: Path, rounds: int) -> tuple[float, float]:
+    """(p95 to the new data after a replacement, p95 to `!` after garbage), seconds; default live config."""
+    projects = []
+    for i in range(10):
+        make_project(root / f"r{i:02d}", runs=20, dispatches=30, events=200, seed=i)
+        projects.append(root / f"r{i:02d}")
+    to_mark: list[float] = []
+    to_new: list[float] = []
+    garbage: list[float] = []
+
+    async def run() -> None:
+        aggregator = Aggregator(BigendConfig(roots=[root]))
+        ready = asyncio.Event()
+        current: list[Watch] = []
+
+        def on_state(state: KernelState) -> None:
+            ready.set()
+            now = time.perf_counter()
+            for watch in current:
+                for project in state.projects:
+                    watch.saw(project, now)
+
+        async def measure(watch: Watch, change: Callable[[], None]) -> Watch:
+            current[:] = [watch]
+            watch.started = time.perf_counter()
+            await asyncio.get_running_loop().run_in_executor(None, change)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(watch.done.wait(), 10)
+            return watch
+
+        live = asyncio.create_task(aggregator.run_live(on_state))
+        await ready.wait()
+        try:
+            for i in range(rounds):
+                project = projects[i % len(projects)]
+                goal = f"replaced-{i}"
+                seen = await measure(Watch(str(project), goal), partial(replace_database, project, goal))
+                to_mark.append(seen.marked - seen.started)
+                to_new.append(seen.new - seen.started)
+                await asyncio.sleep(0.3)
+                db_path = project / kdb.DB_DIR / kdb.DB_NAME
+                seen = await measure(
+                    Watch(str(project), None), partial(db_path.write_bytes, b"garbage\n" * 4096)
+                )
+                garbage.append(seen.marked - seen.started)
+                await asyncio.sleep(0.3)
+        finally:
+            live.cancel()
+            await asyncio.gather(live, return_exceptions=True)
+            await aggregator.close()
+
+    asyncio.run(run())
+    for label, values in (("replaced -> `!` or new data", to_mark), ("replaced -> new run shown   ", to_new),
+                          ("garbage written -> `!`      ", garbage)):  # fmt: skip
+        missed = sum(1 for x in values if x == INF)
+        print(
+            f"  {label}: median {ms(statistics.median(values))}, p95 {ms(p95(values))}, max {ms(max(values))}"
+            + (f", {missed} never seen" if missed else "")
+        )
+    return p95(to_new), p95(garbage)
+
+
 def verdict(label: str, ok: bool) -> str:
     return f"{label}: {'ok' if ok else 'MISSED'}"
 
@@ -308,6 +413,10 @@ def main() -> None:
     unhinted, hinted = bench_one_of_many(many, many_projects, max(args.rounds * 3, 20))
     print(f"\n4. write -> visible in the live state ({load()})")
     visible = bench_visible(big, big_projects, 30)
+    print(f"\n5. a database replaced or overwritten while the live loop runs, 10 projects ({load()})")
+    replaced_dir = base / "replaced"
+    shutil.rmtree(replaced_dir, ignore_errors=True)  # rebuilt every time: the rounds destroy it
+    replaced, corrupted = bench_replaced(replaced_dir, 20)
 
     print(f"\nsummary ({load()})")
     label = f"full refresh (forced re-read, connections open) {ms(forced)} <= {FULL_TARGET_MS:.0f} ms"
@@ -319,6 +428,11 @@ def main() -> None:
     print("  " + verdict(label, unhinted <= ONE_OF_MANY_TARGET_MS / 1000))
     print("  " + verdict(f"write -> visible p95 {ms(visible)} <= {VISIBLE_P95_TARGET_MS:.0f} ms",
                          visible <= VISIBLE_P95_TARGET_MS / 1000))  # fmt: skip
+    label = (
+        f"replaced -> new data p95 {ms(replaced)}, garbage -> `!` p95 {ms(corrupted)} "
+        f"<= {REPLACED_TARGET_MS:.0f} ms"
+    )
+    print("  " + verdict(label, max(replaced, corrupted) <= REPLACED_TARGET_MS / 1000))
     if args.workdir is None:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -267,15 +268,12 @@ def measure_update(rows: int, updates: int = 30) -> None:
                     project = current.projects[0]
                     if label == "phase change":
                         target = project.runs[(n * 997) % rows]
-                        changed = target.model_copy(update={"phase": "review" if target.phase != "review"
-                                                            else "executing"})  # fmt: skip
+                        changed = replace(target, phase="review" if target.phase != "review" else "executing")
                         new_runs = [changed if r.id == target.id else r for r in project.runs]
                     else:
-                        fresh = project.runs[0].model_copy(update={"id": f"n{n:07d}", "created_at": now + n})
+                        fresh = replace(project.runs[0], id=f"n{n:07d}", created_at=now + n)
                         new_runs = [fresh, *project.runs]
-                    current = current.model_copy(
-                        update={"projects": [project.model_copy(update={"runs": new_runs})]}
-                    )
+                    current = replace(current, projects=[replace(project, runs=new_runs)])
                     t = time.perf_counter()
                     main.apply_state(current)
                     applied.append(time.perf_counter() - t)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import shutil
 import signal
 import sys
@@ -90,12 +89,6 @@ def _no_readable_root(state: Any) -> str | None:
     return None
 
 
-def state_json(state: Any) -> str:
-    """The one JSON encoding of the state: compact, sorted keys, non-ASCII kept (like `ic --json`)."""
-    document = state.model_dump(mode="json")
-    return json.dumps(document, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-
-
 def _print_summary(state: Any) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -161,6 +154,8 @@ def _run_once(args: argparse.Namespace) -> int:
     if problem is not None:
         raise StorageError(problem)
     if args.json:
+        from bigend.core.statejson import state_json  # the JSON edge (pydantic)
+
         sys.stdout.write(state_json(state) + "\n")
     else:
         _print_summary(state)

@@ -1,8 +1,9 @@
 """Row types: one frozen, slotted record per table, the single mapping between SQL rows and JSON.
 
-Both the sync reads (CLI) and `kernel.aio` (Bigend) build these from rows with `from_row`, and every
-`--json` output is `to_json()` of one of them, so the JSON Schemas in docs/contracts/ are generated
-from exactly these definitions.
+The kernel's reads (`kernel.queries`) build these from rows with `from_row`, and every `--json` output
+is `to_json()` of one of them, so the JSON Schemas in docs/contracts/ are generated from exactly these
+definitions. (Bigend reads through its own read model, `kernel.readmodel`, with named rows of the
+columns it shows.)
 
 Why not `@dataclass(frozen=True, slots=True)`: every `ic` call imports this module, and `ic` start-up
 is benchmarked (DESIGN 6, benchmarks/cli_latency.py). Importing `dataclasses` (which imports `inspect`,

@@ -1,7 +1,7 @@
-"""Read queries shared by the sync API (CLI) and `kernel.aio` (Bigend): one copy of each SELECT.
+"""The kernel's own reads (the `ic` commands and the library API): one copy of each SELECT.
 
 A `Query` pairs the SQL with the row mapper of its row type; `fetch_all`/`fetch_one` run it on a
-sqlite3 connection, and `kernel.aio` runs the very same objects on aiosqlite.
+sqlite3 connection. Bigend's reads are not here: they are the read model in `kernel/readmodel.py`.
 """
 
 from __future__ import annotations
@@ -118,9 +118,6 @@ DISPATCHES_ACTIVE = Query(
 TOKENS_OF_SCOPE = Query(
     "SELECT sum(input_tokens), sum(output_tokens), sum(cache_tokens) FROM dispatches WHERE scope_id = ?",
     TokenTotals.from_row,
-)
-TOKENS_ALL = Query(
-    "SELECT sum(input_tokens), sum(output_tokens), sum(cache_tokens) FROM dispatches", TokenTotals.from_row
 )
 
 # -- run tracking ----------------------------------------------------------------------------------
@@ -251,32 +248,6 @@ VERDICTS_OF_RUN_PHASE = Query(
 )
 
 
-# -- bigend aggregator (issue 5): the dashboard's reads, plain row tuples -----------------------------
-# Bigend reads whole projects at a time (DESIGN 6: 50 projects x 200 runs, 500 dispatches in <= 150 ms),
-# so these select only the columns it shows and leave rows as tuples; the aggregator builds its own
-# snapshot objects from them. Live rows are always read; finished ones only the newest N (the `?`), so a
-# project's read cost stays bounded however much history it accumulates. Token sums are exact anyway.
-# "Newest" finished rows are the last inserted (rowid): no sort of the whole history, the scan stops
-# after N. The unary `+` keeps SQLite on the events_run index (walk one run's events newest first)
-# instead of scanning every phase event through events_source, 20x slower on a busy project. Finished
-# runs skip both per-run lookups (the CASE keeps SQLite from computing the join key for them): their
-# time in phase is not shown and they cannot be blocked.
-def _raw_row(row: Any) -> tuple[Any, ...]:
-    return tuple(row)
-
-
-_TERMINAL_DISPATCH = "('completed', 'failed', 'timeout', 'cancelled')"
-_BIGEND_DISPATCH_COLUMNS = (
-    "id, scope_id, agent_type, name, model, status, pid, exit_code, error, created_at, started_at, "
-    "ended_at, input_tokens, output_tokens, cache_tokens, cost_usd"
-)
-BIGEND_RUN_COUNT = Query("SELECT count(*) FROM runs", _scalar_int)
-BIGEND_EVENTS_LATEST = Query(
-    "SELECT id, run_id, source, type, from_state, to_state, reason, timestamp FROM events "
-    "ORDER BY id DESC LIMIT ?",
-    _raw_row,
-)
-
 # -- dispatch supervision and budgets (kernel/dispatch/, kernel/budget.py) --------------------------
 DISPATCHES_ACTIVE_OF_SCOPE = Query(
     f"SELECT {Dispatch.COLUMNS} FROM dispatches WHERE scope_id = ? AND status IN ('spawned', 'running') "
@@ -299,59 +270,3 @@ DISPATCHES_ENDED_BEFORE = Query(
     Dispatch.from_row,
 )
 RUN_BUDGET_LEVEL = Query("SELECT budget_level FROM runs WHERE id = ?", _scalar_int)
-
-
-# -- bigend: the aggregator's per-project read (bigend/core/reader.py), tuned for its full refresh ---
-# Rows stay raw tuples (no row type): they become snapshot models directly. Plans are chosen for a
-# project of 200 runs / 500 dispatches / 5 000 events (benchmarks/aggregator.py): finished rows are
-# taken newest-first by scanning the table backwards (`NOT INDEXED`: the status index would read every
-# finished row, sort them all, then keep N), live ones through the status index, and only active runs
-# look up their last phase event.
-def _outside(column: str, values: tuple[str, ...]) -> str:
-    """`column NOT IN values` as ranges around the (sorted) values: SQLite answers those from an index on
-    `column` instead of reading every row (values are constants of ours, compared bytewise like SQLite)."""
-    bounds = sorted(values)
-    gaps = [f"({column} > '{bounds[i]}' AND {column} < '{bounds[i + 1]}')" for i in range(len(bounds) - 1)]
-    return " OR ".join([f"{column} < '{bounds[0]}'", *gaps, f"{column} > '{bounds[-1]}'"])
-
-
-_TERMINAL_DISPATCH_STATUSES = ("completed", "failed", "timeout", "cancelled")
-_BIGEND_RUN_COLUMNS = (
-    "r.id, r.goal, r.status, r.phase, r.phases, r.complexity, r.parent_run_id, r.scope_id, r.created_at, "
-    "r.updated_at, r.completed_at"
-)
-# Every active run with (time in phase, last phase/gate event's source, type, reason), then the newest
-# N finished runs with NULLs there. Time in phase: the last event that put the run in its phase (often
-# the last phase event itself).
-BIGEND_RUN_ROWS = Query(
-    f"SELECT {_BIGEND_RUN_COLUMNS}, "
-    "CASE WHEN lp.type IN ('created', 'advance', 'rollback') AND lp.source = 'phase' THEN lp.timestamp "
-    " ELSE (SELECT e.timestamp FROM events e WHERE e.run_id = r.id AND +e.source = 'phase' "
-    "  AND +e.type IN ('created', 'advance', 'rollback') ORDER BY e.id DESC LIMIT 1) END, "
-    "lp.source, lp.type, lp.reason "
-    "FROM runs r LEFT JOIN events lp ON lp.id = (SELECT e.id FROM events e WHERE e.run_id = r.id "
-    " AND +e.source IN ('phase', 'gate') ORDER BY e.id DESC LIMIT 1) "
-    "WHERE r.status = 'active' "
-    "UNION ALL SELECT * FROM ("
-    f" SELECT {_BIGEND_RUN_COLUMNS}, NULL, NULL, NULL, NULL FROM runs r NOT INDEXED "
-    " WHERE r.status != 'active' ORDER BY r.rowid DESC LIMIT ?) "
-    "ORDER BY created_at DESC, id",
-    _raw_row,
-)
-# Every live (not terminal) dispatch, then the newest N finished ones.
-BIGEND_DISPATCH_ROWS = Query(
-    f"SELECT {_BIGEND_DISPATCH_COLUMNS} FROM dispatches "
-    f"WHERE {_outside('status', _TERMINAL_DISPATCH_STATUSES)} UNION ALL "
-    f"SELECT * FROM (SELECT {_BIGEND_DISPATCH_COLUMNS} FROM dispatches NOT INDEXED "
-    f" WHERE status IN {_TERMINAL_DISPATCH} ORDER BY rowid DESC LIMIT ?) "
-    "ORDER BY created_at DESC, id",
-    _raw_row,
-)
-# Exact token sums and dispatch counts per run (scope_id NULL: dispatches of no run); their total is the
-# project's. One sequential scan and a sort: cheaper than walking the scope index and fetching every row
-# it points to. (The run count is BIGEND_RUN_COUNT.)
-BIGEND_RUN_TOKENS = Query(
-    "SELECT scope_id, sum(input_tokens), sum(output_tokens), sum(cache_tokens), count(*) "
-    "FROM dispatches NOT INDEXED GROUP BY scope_id",
-    _raw_row,
-)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bigend.core.construct import trusted
 from bigend.core.snapshot import Metrics
 
 
@@ -42,16 +41,13 @@ def combine(tallies: Iterable[ProjectTally], errors: dict[str, str], projects_to
         blocked += t.blocked_agents
         tokens_in += t.tokens_in
         tokens_out += t.tokens_out
-    return trusted(
-        Metrics,
-        {
-            "active_runs": active_runs,
-            "active_dispatches": active_dispatches,
-            "blocked_agents": blocked,
-            "total_tokens_in": tokens_in,
-            "total_tokens_out": tokens_out,
-            "kernel_errors": dict(errors),
-            "projects_ok": projects_total - len(errors),
-            "projects_total": projects_total,
-        },
+    return Metrics(
+        active_runs=active_runs,
+        active_dispatches=active_dispatches,
+        blocked_agents=blocked,
+        total_tokens_in=tokens_in,
+        total_tokens_out=tokens_out,
+        kernel_errors=dict(errors),
+        projects_ok=projects_total - len(errors),
+        projects_total=projects_total,
     )

@@ -1,204 +1,66 @@
-"""Read one project database into a ProjectState: the aggregator's unit of work.
+"""Read one project into a ProjectState: the aggregator's unit of work, run on a worker thread.
 
-A read is one call on a worker thread (`readpool.ReadPool`), on a plain `sqlite3` connection opened
-read-only (`mode=ro`), running the BIGEND_* SQL of `kernel.queries`, so a dashboard can never write to a
-project it watches. The choices are about speed, because a refresh reads whole projects (DESIGN 6):
-- one thread hop per project: the data_version check, every query (one read transaction, so runs,
-  dispatches and events come from the same committed moment) and building the snapshot objects all
-  happen in `read_project`; awaiting each query separately (aiosqlite) cost more than the queries;
+`read_project` runs the kernel's read model (`kernel.readmodel`: one read transaction, named rows) on
+the project's read-only connection and turns the rows into snapshot objects. The choices are about
+speed, because a refresh reads whole projects (DESIGN 6):
 - SQL does the aggregation (token sums and dispatch counts per run, whose total is the project's; each
-  active run's last phase event) and returns only the columns the snapshot shows, as tuples;
-- tuples become snapshot models through `construct.trusted` (no per-row validation), and a row identical
-  to one of the previous read gets its previous, immutable object back (`Reuse`): the row is still read,
-  only the object is not built again;
-- `PRAGMA data_version` on a kept connection says whether anything was committed since the last read,
-  so an unchanged project costs one tiny statement.
+  active run's last phase event) and returns only the columns the snapshot shows;
+- nothing is built twice: a section (runs, dispatches, token sums, events) whose rows equal the
+  previous read's keeps its previous objects as a whole (one list comparison, in C), and within a
+  changed section a row identical to one of the previous read gets its previous, immutable object
+  back (`Reuse`). A forced re-read of an unchanged project therefore builds one ProjectState;
+- Python's cycle collector is paused for the length of a read (see `_cycle_collector_paused`).
 """
 
 from __future__ import annotations
 
 import gc
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import quote
+from dataclasses import dataclass, field
+from sqlite3 import Connection
 
-from bigend.core.construct import trusted
 from bigend.core.discovery import Project
 from bigend.core.kernelevents import parse_kernel_event
 from bigend.core.metrics import ProjectTally
-from bigend.core.snapshot import DispatchInfo, EventInfo, ProjectState, RunInfo, TokenSummary
+from bigend.core.snapshot import (
+    ZERO_TOKENS,
+    DispatchInfo,
+    EventInfo,
+    Freshness,
+    ProjectState,
+    RunInfo,
+    TokenSummary,
+)
 from bigend.core.status import UnifiedStatus, unify_status
-from kernel import db as kdb
-from kernel import queries as q
-from kernel.errors import StorageError
+from kernel.readmodel import (
+    DispatchRow,
+    EventRow,
+    Limits,
+    ProjectRows,
+    RunRow,
+    RunTokensRow,
+    read_project_rows,
+)
 
-T = TypeVar("T")
-
-ZERO_TOKENS = TokenSummary()
 _LIVE_DISPATCH = frozenset({UnifiedStatus.ACTIVE, UnifiedStatus.WAITING, UnifiedStatus.BLOCKED})
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
-class ReadConnection:
-    """One project's read-only connection: opened by the first read, used by one thread at a time.
-
-    `discard()` may be called from the event loop while a worker thread is inside a read (a timeout, a
-    cancelled refresh): it interrupts the running statement and the connection is closed as soon as
-    that thread lets go of it, so nothing leaks and no thread is left holding a half-read database.
-    """
-
-    def __init__(self, path: Path, *, busy_timeout: float) -> None:
-        self.path = path
-        self._busy_timeout = busy_timeout
-        self._conn: sqlite3.Connection | None = None
-        self._guard = threading.Lock()
-        self._busy = False
-        self._discarded = False
-
-    def use(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work(connection)`, opening the connection first if needed (StorageError if it cannot be)."""
-        with self._guard:
-            if self._discarded:
-                raise StorageError(f"{self.path}: read abandoned")
-            self._busy = True
-        try:
-            if self._conn is None:
-                self._conn = open_project_db(self.path, busy_timeout=self._busy_timeout)
-            return work(self._conn)
-        finally:
-            with self._guard:
-                self._busy = False
-                close = self._discarded
-            if close:
-                self._close()
-
-    def discard(self) -> None:
-        """Close now if idle, else interrupt the read in progress and close when it returns."""
-        with self._guard:
-            self._discarded = True
-            busy = self._busy
-            conn = self._conn
-        if not busy:
-            self._close()
-        elif conn is not None:
-            conn.interrupt()
-
-    def _close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
-
-
-def open_project_db(path: Path, *, busy_timeout: float) -> sqlite3.Connection:
-    """A read-only connection to a current kernel database, or StorageError with one line.
-
-    The connection is closed again whenever the checks fail, so a corrupt or locked project retried
-    every refresh leaks nothing.
-    """
-    try:
-        with path.open("rb") as handle:
-            header = handle.read(len(_SQLITE_MAGIC))
-    except OSError as exc:
-        raise StorageError(f"{path}: cannot read: {exc.strerror}") from None
-    if header and header != _SQLITE_MAGIC:
-        raise StorageError(f"{path}: not a SQLite database (corrupt or overwritten)")
-    try:
-        conn = sqlite3.connect(
-            f"file:{quote(str(path))}?mode=ro",
-            uri=True,
-            timeout=busy_timeout,
-            isolation_level=None,
-            check_same_thread=False,  # worker threads take turns; ReadConnection keeps it to one at a time
-        )
-    except sqlite3.Error as exc:
-        raise StorageError(f"{path}: not a usable kernel database ({exc})") from None
-    try:
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    except sqlite3.Error as exc:
-        conn.close()
-        raise StorageError(f"{path}: not a usable kernel database ({exc})") from None
-    except BaseException:
-        conn.close()
-        raise
-    expected = kdb.code_schema_version()
-    if version != expected:
-        conn.close()
-        raise StorageError(f"{path}: schema v{version}, this Bigend reads v{expected}")
-    return conn
-
-
-def data_version(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA data_version").fetchone()[0])
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """How much of a project one read takes: live rows always, finished rows the newest N."""
-
-    runs: int = 500
-    dispatches: int = 100
-    events: int = 100
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectRows:
-    """One read's raw rows (see the BIGEND_* queries for their columns)."""
-
-    runs: list[Any]
-    dispatches: list[Any]
-    run_tokens: list[Any]
-    run_count: int
-    events: list[Any]
-
-
-def fetch_project_rows(conn: sqlite3.Connection, limits: Limits) -> ProjectRows:
-    """Everything one project shows, all from one read transaction (one committed moment)."""
-    # No try/finally: a read that fails or is interrupted gets its connection discarded by the caller.
-    conn.execute("BEGIN")
-    runs = conn.execute(q.BIGEND_RUN_ROWS.sql, (limits.runs,)).fetchall()
-    dispatches = conn.execute(q.BIGEND_DISPATCH_ROWS.sql, (limits.dispatches,)).fetchall()
-    run_tokens = conn.execute(q.BIGEND_RUN_TOKENS.sql).fetchall()
-    run_count = int(conn.execute(q.BIGEND_RUN_COUNT.sql).fetchone()[0])
-    events: list[Any] = []
-    if limits.events > 0:
-        events = conn.execute(q.BIGEND_EVENTS_LATEST.sql, (limits.events,)).fetchall()
-    conn.execute("COMMIT")
-    return ProjectRows(runs, dispatches, run_tokens, run_count, events)
 
 
 @dataclass(frozen=True, slots=True)
 class ProjectRead:
     state: ProjectState
     tally: ProjectTally
-    data_version: int
 
 
-def read_project(
-    conn: sqlite3.Connection,
-    project: Project,
-    limits: Limits,
-    reuse: Reuse,
-    *,
-    known_version: int | None,
-) -> ProjectRead | None:
-    """Read and build one project, or None when its data_version is still `known_version` (unchanged).
-
-    Runs on a worker thread; `reuse` must not be shared with another read running at the same time.
-    """
-    version = data_version(conn)
-    if version == known_version:
-        return None
+def read_project(conn: Connection, project: Project, limits: Limits, reuse: Reuse) -> ProjectRead:
+    """Read and build one project. `reuse` must not be shared with another read running at the same time."""
+    refreshed_at = time.time()  # the data is as of the start of the read (its read transaction)
     with _cycle_collector_paused():
-        rows = fetch_project_rows(conn, limits)
-        state, tally = build_project_state(project, rows, reuse=reuse)
-    return ProjectRead(state, tally, version)
+        rows = read_project_rows(conn, limits)
+        state, tally = build_project_state(project, rows, reuse=reuse, refreshed_at=refreshed_at)
+    return ProjectRead(state, tally)
 
 
 @contextmanager
@@ -208,7 +70,8 @@ def _cycle_collector_paused() -> Iterator[None]:
     A read allocates thousands of row tuples and snapshot objects, which makes the collector run every
     700 allocations and now and then walk every object the state holds, only to find nothing: these
     objects form no cycles and are freed by reference counting. Pausing it cut a cold refresh's CPU by
-    about a sixth. Collection resumes (if it was on) as soon as the read ends, whatever happened.
+    about a sixth (benchmarks/aggregator.py). Collection resumes (if it was on) as soon as the read
+    ends, whatever happened.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -242,6 +105,8 @@ class _Memo:
     def unified(self, raw: str) -> UnifiedStatus:
         found = self.status.get(raw)
         if found is None:
+            if len(self.status) >= self.LIMIT:
+                self.status.clear()
             found = self.status[raw] = unify_status(raw)
         return found
 
@@ -254,53 +119,93 @@ class _Memo:
                 loaded = json.loads(text)
             except ValueError:
                 loaded = []
+            if len(self.phases) >= self.LIMIT:
+                self.phases.clear()
             found = self.phases[text] = [str(p) for p in loaded] if isinstance(loaded, list) else []
         return found
 
 
+@dataclass(frozen=True, slots=True)
+class _Dispatches:
+    """The dispatch section of a read: objects, and what runs and metrics need from them."""
+
+    rows: list[DispatchRow]
+    infos: list[DispatchInfo]
+    blocked_by_run: dict[str, str]  # run id -> the id of one Blocked dispatch of that run
+    live: int  # dispatches not yet terminal
+    blocked: list[DispatchInfo]  # the Blocked dispatches
+
+
+@dataclass(frozen=True, slots=True)
+class _Tokens:
+    """The token sums of a read: per run (None: dispatches of no run) and the project's totals."""
+
+    rows: list[RunTokensRow]
+    per_run: dict[str | None, RunTokensRow]
+    total: TokenSummary
+    dispatches: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Runs:
+    rows: list[RunRow]
+    tokens: list[RunTokensRow]  # the token rows the objects were built with
+    blocked_by_run: dict[str, str]  # and the blocking dispatches
+    infos: list[RunInfo]
+    active: int
+    blocked: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Events:
+    rows: list[EventRow]
+    infos: list[EventInfo]
+
+
 # A run's object with what it was built from besides its row: token sums, blocking dispatch.
-_RunEntry = tuple[RunInfo, "tuple[str | None, int, int, int, int] | None", "str | None"]
+_RunEntry = tuple[RunInfo, "RunTokensRow | None", "str | None"]
 
 
+@dataclass
 class Reuse:
-    """The snapshot objects of a project's previous read, keyed by the exact row they came from.
+    """The snapshot objects of a project's previous read, by section and by the exact row they came from.
 
-    Re-reading a changed project then builds objects only for the rows that changed: an identical row
-    (plus, for a run, identical token sums and blocking dispatch) gets its previous, immutable object
-    back. Only the rows of the latest read are kept, so memory follows the state.
+    Only the latest read is kept, so memory follows the state. The aggregator gives each project its
+    own and starts a new one whenever a read fails (a read given up on may still be filling the old).
     """
 
-    def __init__(self) -> None:
-        self.memo = _Memo()
-        self.runs: dict[tuple[Any, ...], _RunEntry] = {}
-        self.dispatches: dict[tuple[Any, ...], DispatchInfo] = {}
-        self.events: dict[tuple[Any, ...], EventInfo] = {}
+    memo: _Memo = field(default_factory=_Memo)
+    dispatches: _Dispatches | None = None
+    tokens: _Tokens | None = None
+    runs: _Runs | None = None
+    events: _Events | None = None
+    run_entries: dict[RunRow, _RunEntry] = field(default_factory=dict)
+    dispatch_infos: dict[DispatchRow, DispatchInfo] = field(default_factory=dict)
+    event_infos: dict[EventRow, EventInfo] = field(default_factory=dict)
 
 
-def _build_dispatches(
-    key: str, rows: Sequence[Any], reuse: Reuse
-) -> tuple[list[DispatchInfo], dict[str, str], int, list[DispatchInfo]]:
-    """DispatchInfos, one blocked dispatch per run, the live count, and the blocked dispatches."""
-    out: list[DispatchInfo] = []
-    append = out.append
+def _build_dispatches(key: str, rows: list[DispatchRow], reuse: Reuse) -> _Dispatches:
+    previous_section = reuse.dispatches
+    if previous_section is not None and previous_section.rows == rows:
+        return previous_section
+    infos: list[DispatchInfo] = []
+    append = infos.append
     blocked_by_run: dict[str, str] = {}
     blocked: list[DispatchInfo] = []
     live = 0
     unified_of = reuse.memo.unified
-    previous = reuse.dispatches
-    kept: dict[tuple[Any, ...], DispatchInfo] = {}
+    previous = reuse.dispatch_infos
+    kept: dict[DispatchRow, DispatchInfo] = {}
     for row in rows:
         info = previous.get(row)
         if info is None:
-            (did, scope, agent, name, model, status, pid, code, error, created, started, ended, tin, tout,
-             tcache, cost) = row  # fmt: skip
-            info = trusted(
-                DispatchInfo,
-                {"id": did, "project": key, "run_id": scope, "agent_type": agent, "name": name,
-                 "model": model, "status": status, "unified": unified_of(status), "pid": pid,
-                 "exit_code": code, "error": error, "created_at": created, "started_at": started,
-                 "ended_at": ended, "input_tokens": tin or 0, "output_tokens": tout or 0,
-                 "cache_tokens": tcache or 0, "cost_usd": cost},
+            info = DispatchInfo(
+                id=row.id, project=key, run_id=row.scope_id, agent_type=row.agent_type, name=row.name,
+                model=row.model, status=row.status, unified=unified_of(row.status), pid=row.pid,
+                exit_code=row.exit_code, error=row.error, created_at=row.created_at,
+                started_at=row.started_at, ended_at=row.ended_at, input_tokens=row.input_tokens or 0,
+                output_tokens=row.output_tokens or 0, cache_tokens=row.cache_tokens or 0,
+                cost_usd=row.cost_usd,
             )  # fmt: skip
         kept[row] = info
         append(info)
@@ -311,97 +216,130 @@ def _build_dispatches(
                 blocked.append(info)
                 if info.run_id is not None:
                     blocked_by_run.setdefault(info.run_id, info.id)
-    reuse.dispatches = kept
-    return out, blocked_by_run, live, blocked
+    reuse.dispatch_infos = kept
+    section = reuse.dispatches = _Dispatches(rows, infos, blocked_by_run, live, blocked)
+    return section
 
 
 def _token_summary(tin: int, tout: int, tcache: int) -> TokenSummary:
-    return trusted(
-        TokenSummary,
-        {"input_tokens": tin, "output_tokens": tout, "cache_hits": tcache, "total_tokens": tin + tout},
+    return TokenSummary(input_tokens=tin, output_tokens=tout, cache_hits=tcache, total_tokens=tin + tout)
+
+
+def _sum_tokens(rows: list[RunTokensRow], reuse: Reuse) -> _Tokens:
+    previous = reuse.tokens
+    if previous is not None and previous.rows == rows:
+        return previous
+    per_run: dict[str | None, RunTokensRow] = {}
+    tokens_in = tokens_out = tokens_cache = dispatches = 0
+    for row in rows:
+        per_run[row.scope_id] = row
+        tokens_in += row.input_tokens
+        tokens_out += row.output_tokens
+        tokens_cache += row.cache_tokens
+        dispatches += row.dispatches
+    section = reuse.tokens = _Tokens(
+        rows, per_run, _token_summary(tokens_in, tokens_out, tokens_cache), dispatches
     )
+    return section
 
 
 def _build_runs(
     key: str,
-    rows: Sequence[Any],
-    per_run: dict[str | None, tuple[str | None, int, int, int, int]],
-    blocked: dict[str, str],
+    rows: list[RunRow],
+    tokens: _Tokens,
+    dispatches: _Dispatches,
     reuse: Reuse,
     portfolio: bool,
-) -> tuple[list[RunInfo], int, int]:
+) -> _Runs:
     """RunInfos, and how many active and Blocked runs count in the metrics (see metrics.py).
 
     A run's object is reused when its row, token sums and blocking dispatch are unchanged. (The row
     alone is the key and the rest is compared on a hit: a compound key costs twice as much to hash.)
     """
-    out: list[RunInfo] = []
+    blocked_by_run = dispatches.blocked_by_run
+    previous_section = reuse.runs
+    if (
+        previous_section is not None
+        and previous_section.rows == rows
+        and previous_section.tokens is tokens.rows
+        and previous_section.blocked_by_run == blocked_by_run
+    ):
+        return previous_section
+    infos: list[RunInfo] = []
     active = blocked_runs = 0
-    append = out.append
+    append = infos.append
     unified_of = reuse.memo.unified
     chain = reuse.memo.chain
-    previous = reuse.runs
-    kept: dict[tuple[Any, ...], _RunEntry] = {}
+    per_run = tokens.per_run
+    previous = reuse.run_entries
+    kept: dict[RunRow, _RunEntry] = {}
     for row in rows:
-        rid = row[0]
+        rid = row.id
         sums = per_run.get(rid)
-        blocker = blocked.get(rid) if blocked else None
+        blocker = blocked_by_run.get(rid) if blocked_by_run else None
         entry = previous.get(row)
         if entry is not None and entry[1] == sums and entry[2] == blocker:
             info = entry[0]
         else:
-            (rid, goal, status, phase, phases, complexity, parent, scope, created, updated, completed,
-             entered, last_source, last_type, last_reason) = row  # fmt: skip
+            status = row.status
             unified = unified_of(status)
             reason: str | None = None
             if status == "active":
-                if last_type is not None and parse_kernel_event(last_source, last_type).blocks_run:
+                last_type = row.last_type
+                if last_type is not None and parse_kernel_event(row.last_source or "", last_type).blocks_run:
                     unified = UnifiedStatus.BLOCKED
-                    reason = last_reason or last_type
+                    reason = row.last_reason or last_type
                 elif blocker is not None:
                     unified = UnifiedStatus.BLOCKED
                     reason = f"dispatch {blocker} is blocked"
-            info = trusted(
-                RunInfo,
-                {"id": rid, "project": key, "goal": goal, "status": status, "unified": unified,
-                 "phase": phase, "phases": chain(phases), "complexity": complexity, "parent_run_id": parent,
-                 "scope_id": scope, "created_at": created, "updated_at": updated, "completed_at": completed,
-                 "phase_entered_at": created if entered is None else entered, "blocked_reason": reason,
-                 "tokens": ZERO_TOKENS if sums is None else _token_summary(sums[1], sums[2], sums[3])},
+            entered = row.phase_entered_at
+            info = RunInfo(
+                id=rid, project=key, goal=row.goal, status=status, unified=unified, phase=row.phase,
+                phases=chain(row.phases), complexity=row.complexity, parent_run_id=row.parent_run_id,
+                scope_id=row.scope_id, created_at=row.created_at, updated_at=row.updated_at,
+                completed_at=row.completed_at,
+                phase_entered_at=row.created_at if entered is None else entered, blocked_reason=reason,
+                tokens=ZERO_TOKENS if sums is None else _token_summary(
+                    sums.input_tokens, sums.output_tokens, sums.cache_tokens
+                ),
             )  # fmt: skip
             entry = (info, sums, blocker)
         kept[row] = entry
         append(info)
-        if not portfolio or row[6] is None:  # a portfolio's copy of a child run counts in its project
-            if row[2] == "active":
+        if not portfolio or row.parent_run_id is None:  # a portfolio's copy of a child counts in its project
+            if row.status == "active":
                 active += 1
             if info.unified is UnifiedStatus.BLOCKED:
                 blocked_runs += 1
-    reuse.runs = kept
-    return out, active, blocked_runs
+    reuse.run_entries = kept
+    section = reuse.runs = _Runs(rows, tokens.rows, blocked_by_run, infos, active, blocked_runs)
+    return section
 
 
-def _build_events(key: str, rows: Sequence[Any], reuse: Reuse) -> list[EventInfo]:
-    out: list[EventInfo] = []
-    append = out.append
+def _build_events(key: str, rows: list[EventRow], reuse: Reuse) -> list[EventInfo]:
+    previous_section = reuse.events
+    if previous_section is not None and previous_section.rows == rows:
+        return previous_section.infos
+    infos: list[EventInfo] = []
+    append = infos.append
     prefix = f"kernel:{key}:"
     kind = reuse.memo.kind
-    previous = reuse.events
-    kept: dict[tuple[Any, ...], EventInfo] = {}
+    previous = reuse.event_infos
+    kept: dict[EventRow, EventInfo] = {}
     for row in reversed(rows):  # newest-first from SQL; the state keeps time order
         info = previous.get(row)
         if info is None:
-            eid, run_id, source, etype, from_state, to_state, reason, timestamp = row
-            info = trusted(
-                EventInfo,
-                {"synthetic_id": f"{prefix}{eid}", "id": eid, "project": key, "run_id": run_id,
-                 "source": source, "type": etype, "kind": kind(source, etype),
-                 "from_state": from_state, "to_state": to_state, "reason": reason, "timestamp": timestamp},
+            source, etype = row.source, row.type
+            info = EventInfo(
+                synthetic_id=f"{prefix}{row.id}", id=row.id, project=key, run_id=row.run_id, source=source,
+                type=etype, kind=kind(source, etype), from_state=row.from_state, to_state=row.to_state,
+                reason=row.reason, timestamp=row.timestamp,
             )  # fmt: skip
         kept[row] = info
         append(info)
-    reuse.events = kept
-    return out
+    reuse.event_infos = kept
+    reuse.events = _Events(rows, infos)
+    return infos
 
 
 def build_project_state(
@@ -409,54 +347,44 @@ def build_project_state(
 ) -> tuple[ProjectState, ProjectTally]:
     """The ProjectState of one read, and its contribution to the metrics (see metrics.py).
 
-    Pass the project's `Reuse` from its previous read to rebuild only what changed (it is updated).
+    Pass the project's `Reuse` from its previous read to build only what changed (it is updated).
     """
     key = project.key
     reuse = Reuse() if reuse is None else reuse
-    dispatch_infos, blocked_by_run, live, blocked_dispatches = _build_dispatches(key, rows.dispatches, reuse)
-    per_run = {}
-    tokens_in = tokens_out = tokens_cache = dispatch_count = 0
-    for row in rows.run_tokens:  # (scope_id, in, out, cache, count), one per run and one for no run
-        per_run[row[0]] = row
-        tokens_in += row[1]
-        tokens_out += row[2]
-        tokens_cache += row[3]
-        dispatch_count += row[4]
-    tokens = _token_summary(tokens_in, tokens_out, tokens_cache)
-    run_infos, active, blocked = _build_runs(
-        key, rows.runs, per_run, blocked_by_run, reuse, project.is_portfolio
+    dispatches = _build_dispatches(key, rows.dispatches, reuse)
+    tokens = _sum_tokens(rows.run_tokens, reuse)
+    runs = _build_runs(key, rows.runs, tokens, dispatches, reuse, project.is_portfolio)
+    state = ProjectState(
+        path=key,
+        name=project.name,
+        has_intercore=project.has_intercore,
+        markers=list(project.markers),
+        runs=runs.infos,
+        dispatches=dispatches.infos,
+        events=_build_events(key, rows.events, reuse),
+        tokens=tokens.total,
+        error=None,
+        refreshed_at=time.time() if refreshed_at is None else refreshed_at,
+        freshness=Freshness.FRESH,
+        portfolio=project.is_portfolio,
+        runs_total=rows.run_count,
+        dispatches_total=tokens.dispatches,
     )
-    state = trusted(
-        ProjectState,
-        {
-            "path": key,
-            "name": project.name,
-            "has_intercore": project.has_intercore,
-            "markers": list(project.markers),
-            "runs": run_infos,
-            "dispatches": dispatch_infos,
-            "events": _build_events(key, rows.events, reuse),
-            "tokens": tokens,
-            "error": None,
-            "refreshed_at": time.time() if refreshed_at is None else refreshed_at,
-            "portfolio": project.is_portfolio,
-            "runs_total": rows.run_count,
-            "dispatches_total": dispatch_count,
-        },
-    )
-    if blocked_dispatches:  # Blocked dispatches of no listed run count on their own
-        listed = {run.id for run in run_infos}
-        blocked += sum(1 for d in blocked_dispatches if d.run_id not in listed)
-    return state, ProjectTally(active, live, blocked, tokens_in, tokens_out)
+    blocked = runs.blocked
+    if dispatches.blocked:  # Blocked dispatches of no listed run count on their own
+        listed = {run.id for run in runs.infos}
+        blocked += sum(1 for d in dispatches.blocked if d.run_id not in listed)
+    total = tokens.total
+    return state, ProjectTally(runs.active, dispatches.live, blocked, total.input_tokens, total.output_tokens)
 
 
-def empty_project_state(project: Project, error: str | None = None) -> ProjectState:
+def empty_project_state(project: Project) -> ProjectState:
     """A project not read yet (or without a kernel database): its identity and nothing else."""
     return ProjectState(
         path=project.key,
         name=project.name,
         has_intercore=project.has_intercore,
         markers=list(project.markers),
-        error=error,
+        freshness=Freshness.UNREAD if project.db_path is not None else Freshness.FRESH,
         portfolio=project.is_portfolio,
     )

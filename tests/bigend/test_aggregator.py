@@ -14,7 +14,7 @@ import pytest
 from bigend.core import aggregator as aggregator_module
 from bigend.core.aggregator import Aggregator
 from bigend.core.config import BigendConfig
-from bigend.core.snapshot import KernelState
+from bigend.core.snapshot import Freshness, KernelState
 from bigend.core.status import UnifiedStatus
 from bigend.core.synthetic import SyntheticCounts, make_project
 from kernel import db as kdb
@@ -300,6 +300,8 @@ async def test_a_hung_project_times_out_without_holding_back_the_others(
     assert early, "the fast projects were published before the hung one timed out"
     assert all(loaded(early[-1], name) for name in ("fast1", "fast2", "fast3"))
     assert not loaded(early[-1], "slow")
+    (slow,) = [p for p in early[-1].projects if p.name == "slow"]
+    assert (slow.freshness, slow.runs) == (Freshness.UNREAD, [])  # "not read yet", never "0 runs"
     final = published[-1]
     assert final.metrics.kernel_errors == {str(tmp_path / "slow"): "read timed out after 2s"}
     assert final.metrics.projects_ok == 3
@@ -372,7 +374,7 @@ async def test_unchanged_projects_cost_nothing_and_a_change_rereads_only_its_pro
         await aggregator.close()
 
 
-async def test_rediscovery_adds_and_drops_projects(tmp_path: Path) -> None:
+async def test_rediscovery_adds_projects_and_marks_vanished_ones_gone_until_dismissed(tmp_path: Path) -> None:
     new_project(tmp_path / "a")
     aggregator = Aggregator(config(tmp_path))
     try:
@@ -381,12 +383,20 @@ async def test_rediscovery_adds_and_drops_projects(tmp_path: Path) -> None:
         assert [p.name for p in (await aggregator.refresh()).projects] == ["a"]  # not until rediscovery
         await aggregator.rediscover()
         assert [p.name for p in (await aggregator.refresh()).projects] == ["a", "b"]
+        assert not await aggregator.dismiss(str(tmp_path / "a"))  # only a gone project can be dismissed
         import shutil
 
         shutil.rmtree(tmp_path / "a")
         await aggregator.rediscover()
         state = await aggregator.refresh()
+        gone, present = state.projects
+        assert (gone.name, gone.freshness, present.freshness) == ("a", Freshness.GONE, Freshness.FRESH)
+        assert gone.gone_since is not None and gone.error == "the project directory no longer exists"
+        assert state.metrics.kernel_errors == {gone.path: gone.error} and state.metrics.projects_total == 2
+        assert await aggregator.dismiss(gone.path)
+        state = aggregator.state
         assert [p.name for p in state.projects] == ["b"] and state.metrics.projects_total == 1
+        assert state.metrics.kernel_errors == {}
     finally:
         await aggregator.close()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bigend.core.snapshot import KernelState
+from bigend.core.statejson import state_from_json
 from bigend.demo import DemoInfo, build_demo
 from kernel import db as kdb
 from kernel import runs, terminal
@@ -46,7 +46,7 @@ def test_once_json_matches_the_schema_and_what_the_demo_wrote(demo: DemoInfo) ->
     assert done.stderr == "" and done.stdout.count("\n") == 1  # one document, one line
     document: dict[str, Any] = json.loads(done.stdout)
     assert validate(document, load_schema("bigend-state")) == []
-    state = KernelState.model_validate_json(done.stdout)
+    state = state_from_json(done.stdout)
 
     m, counts = state.metrics, demo.counts
     assert m.active_runs == counts.active_runs

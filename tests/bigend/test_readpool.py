@@ -17,11 +17,13 @@ from bigend.core import aggregator as aggregator_module
 from bigend.core import reader
 from bigend.core.aggregator import Aggregator
 from bigend.core.config import BigendConfig
+from bigend.core.connection import ReadConnection
 from bigend.core.discovery import discover
 from bigend.core.readpool import ReadPool
 from bigend.core.synthetic import make_project
 from kernel import db as kdb
 from kernel.errors import StorageError
+from kernel.readmodel import Limits
 
 
 async def test_reads_run_on_a_daemon_thread_one_at_a_time() -> None:
@@ -123,16 +125,16 @@ def slow_query(conn: sqlite3.Connection) -> int:
 
 async def test_discarding_a_busy_connection_interrupts_its_read_and_closes_it(tmp_path: Path) -> None:
     make_project(tmp_path / "p", runs=2, dispatches=1, events=5)
-    conn = reader.ReadConnection(tmp_path / "p" / kdb.DB_DIR / kdb.DB_NAME, busy_timeout=1.0)
+    conn = ReadConnection(tmp_path / "p" / kdb.DB_DIR / kdb.DB_NAME, busy_timeout=1.0)
     pool = ReadPool(stall_after=30)
     try:
-        running = asyncio.ensure_future(pool.run(lambda: conn.use(slow_query)))
+        running = asyncio.ensure_future(pool.run(lambda: conn.read(slow_query, force=True)))
         await asyncio.sleep(0.2)  # let the statement start
         conn.discard()
-        with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+        with pytest.raises(StorageError, match="read abandoned"):  # sqlite3's "interrupted", in one line
             await asyncio.wait_for(running, 10)
         with pytest.raises(StorageError, match="abandoned"):
-            conn.use(lambda c: c.execute("SELECT 1").fetchone())
+            conn.read(lambda c: c.execute("SELECT 1").fetchone(), force=True)
         assert conn._conn is None  # closed by the thread that was reading
     finally:
         pool.shutdown()
@@ -143,9 +145,9 @@ def test_a_connection_that_fails_its_checks_is_closed(tmp_path: Path) -> None:
     with sqlite3.connect(path) as raw:
         raw.execute("PRAGMA user_version = 999")
     raw.close()
-    conn = reader.ReadConnection(path, busy_timeout=1.0)
+    conn = ReadConnection(path, busy_timeout=1.0)
     with pytest.raises(StorageError, match="schema v999"):
-        conn.use(lambda c: None)
+        conn.read(lambda c: None)
     assert conn._conn is None
 
 
@@ -182,7 +184,7 @@ async def test_a_read_hung_in_its_thread_times_out_and_close_does_not_wait_for_i
 def test_a_read_pauses_the_cycle_collector_only_while_it_runs(tmp_path: Path) -> None:
     make_project(tmp_path / "p", runs=3, dispatches=2, events=10)
     project = discover([tmp_path]).projects[0]
-    conn = reader.ReadConnection(tmp_path / "p" / kdb.DB_DIR / kdb.DB_NAME, busy_timeout=1.0)
+    conn = ReadConnection(tmp_path / "p" / kdb.DB_DIR / kdb.DB_NAME, busy_timeout=1.0)
     seen: list[bool] = []
     real_build = reader.build_project_state
 
@@ -191,8 +193,8 @@ def test_a_read_pauses_the_cycle_collector_only_while_it_runs(tmp_path: Path) ->
         return real_build(*args, **kwargs)
 
     def read() -> Any:
-        return conn.use(partial(reader.read_project, project=project, limits=reader.Limits(),
-                                reuse=reader.Reuse(), known_version=None))  # fmt: skip
+        return conn.read(partial(reader.read_project, project=project, limits=Limits(), reuse=reader.Reuse()),
+                         force=True)  # fmt: skip
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(reader, "build_project_state", build)

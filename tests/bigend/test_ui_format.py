@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bigend.core.status import UnifiedStatus
 from bigend.ui import render
 from bigend.ui.filtering import parse_filter
@@ -15,7 +17,7 @@ from bigend.ui.selectors import (
     project_runs,
 )
 from bigend.ui.text import clean, literal
-from tests.snapshots.fixture_state import NOW, build_state, event, project, replaced, run, with_portfolio
+from tests.snapshots.fixture_state import NOW, build_state, event, project, run, with_portfolio
 
 
 def test_durations_fit_six_cells() -> None:
@@ -95,15 +97,15 @@ def test_portfolio_copies_of_child_runs_stay_off_the_dashboard() -> None:
     """A child run shows once, in its own project, not again as the portfolio database's copy."""
     state = build_state()
     child = next(r for _, r in dashboard_runs(state, NOW))
-    workspace = project("workspace", [replaced(child, parent_run_id="p4rent00")], [], [])
-    workspace = replaced(workspace, portfolio=True)
-    with_copy = replaced(state, projects=[*state.projects, workspace])
+    workspace = project("workspace", [replace(child, parent_run_id="p4rent00")], [], [])
+    workspace = replace(workspace, portfolio=True)
+    with_copy = replace(state, projects=[*state.projects, workspace])
     listed = [(p.name, r.id) for p, r in dashboard_runs(with_copy, NOW)]
     assert ("workspace", child.id) not in listed
     assert len(listed) == len(dashboard_runs(state, NOW))
     # the same run in an ordinary project (not a portfolio database) is listed
-    ordinary = replaced(workspace, portfolio=False)
-    plain = replaced(state, projects=[*state.projects, ordinary])
+    ordinary = replace(workspace, portfolio=False)
+    plain = replace(state, projects=[*state.projects, ordinary])
     assert ("workspace", child.id) in [(p.name, r.id) for p, r in dashboard_runs(plain, NOW)]
 
 
@@ -154,7 +156,7 @@ def test_attention_reason_says_why_a_run_needs_the_operator() -> None:
 def test_sidebar_badge_counts_the_database_and_portfolios() -> None:
     state = with_portfolio(build_state())
     by_name = {p.name: p for p in state.projects}
-    interverse = replaced(by_name["interverse"], runs_total=240)
+    interverse = replace(by_name["interverse"], runs_total=240)
     assert render.badge(interverse).plain == "[240 runs] ■1"  # more runs in the database than loaded
     assert render.badge(by_name["legacy-tools"]).plain == "[0 runs] !"
     # the workspace: one parent (its two copies are counted, and blocked, in their own projects)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from textual import events
 from textual.command import CommandPalette
 
@@ -14,7 +16,7 @@ from bigend.ui.widgets.filter_bar import FilterBar
 from bigend.ui.widgets.project_sidebar import ProjectSidebar
 from bigend.ui.widgets.run_detail import RunDetail
 from bigend.ui.widgets.run_list import RunList
-from tests.snapshots.fixture_state import ROOT, build_state, frozen_clock, replaced
+from tests.snapshots.fixture_state import ROOT, build_state, frozen_clock
 from tests.snapshots.pilot_helpers import screen_text, settle
 
 SIZE = (120, 40)
@@ -244,8 +246,8 @@ async def test_detail_without_a_run_shows_the_projects_dispatches_and_events() -
 def with_hostile_name(name: str) -> BigendApp:
     """The fixture with its second project (harbor) renamed to `name`."""
     state = build_state()
-    hostile = replaced(state.projects[1], name=name)
-    state = replaced(state, projects=[state.projects[0], hostile, *state.projects[2:]])
+    hostile = replace(state.projects[1], name=name)
+    state = replace(state, projects=[state.projects[0], hostile, *state.projects[2:]])
     return BigendApp(state=state, clock=frozen_clock)
 
 

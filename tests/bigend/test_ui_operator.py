@@ -3,6 +3,8 @@ doing, which events matter; and the screens staying readable (narrow, light them
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from textual.command import CommandPalette
 from textual.widgets import Footer
 from textual.widgets.data_table import RowKey
@@ -17,7 +19,7 @@ from bigend.ui.widgets.event_viewport import EventViewport
 from bigend.ui.widgets.filter_bar import FilterBar
 from bigend.ui.widgets.run_list import RunList
 from bigend.ui.widgets.stats_row import StatsRow
-from tests.snapshots.fixture_state import ROOT, build_state, frozen_clock, replaced, with_portfolio
+from tests.snapshots.fixture_state import ROOT, build_state, frozen_clock, with_portfolio
 from tests.snapshots.pilot_helpers import screen_text, settle
 
 WIDE = (120, 40)
@@ -55,13 +57,13 @@ async def test_a_run_that_becomes_blocked_grows_its_row_and_keeps_the_cursor() -
         table.select_key(target)
         interverse = next(p for p in state.projects if p.name == "interverse")
         runs = [
-            replaced(r, unified=UnifiedStatus.BLOCKED, blocked_reason="auto_advance is off")
+            replace(r, unified=UnifiedStatus.BLOCKED, blocked_reason="auto_advance is off")
             if r.id == "p0x7c2de"
             else r
             for r in interverse.runs
         ]
-        projects = [replaced(p, runs=runs) if p is interverse else p for p in state.projects]
-        app.main_screen.apply_state(replaced(state, projects=projects))
+        projects = [replace(p, runs=runs) if p is interverse else p for p in state.projects]
+        app.main_screen.apply_state(replace(state, projects=projects))
         await settle(pilot)
         assert table.selected_key == target
         assert table.rows[RowKey(target)].height == 2
@@ -80,8 +82,8 @@ async def test_stats_row_warns_only_while_something_is_blocked() -> None:
         await settle(pilot)
         blocked = app.main_screen.query_one("#stat-blocked")
         assert blocked.has_class("-warning")
-        calm = replaced(state.metrics, blocked_agents=0)
-        app.main_screen.apply_state(replaced(state, metrics=calm))
+        calm = replace(state.metrics, blocked_agents=0)
+        app.main_screen.apply_state(replace(state, metrics=calm))
         await settle(pilot)
         assert not blocked.has_class("-warning")
 

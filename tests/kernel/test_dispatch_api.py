@@ -1,4 +1,4 @@
-"""The library API the orchestrator and the portfolio use: external dispatches, finish, poll, slots, aio."""
+"""The library API the orchestrator and the portfolio use: external dispatches, finish, poll, slots, reads."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from kernel import aio
 from kernel import db as kdb
+from kernel import queries as q
 from kernel.dispatch import api
 from kernel.errors import NotFound, Refused, StorageError, UsageError
 from tests.conftest import REPO_ROOT, Project, ic_executable
@@ -139,26 +139,23 @@ def test_max_agents_refusal_through_the_api_writes_nothing(project: Project) -> 
     assert refused.code == 1 and "cancelled" in refused.err
 
 
-async def test_dispatches_and_tokens_are_readable_through_kernel_aio(project: Project) -> None:
+def test_dispatches_and_tokens_are_readable_on_a_read_only_connection(project: Project) -> None:
     conn = project.connect()
     try:
         row = api.begin_external(conn, project_dir=project.dir, agent_type="codex", scope_id="s1")
         api.set_tokens(conn, row.id, input_tokens=5, output_tokens=6, cache_tokens=1)
     finally:
         conn.close()
-    aconn = await aio.open_readonly(project.db)
+    ro = sqlite3.connect(f"file:{project.db}?mode=ro", uri=True)
     try:
-        found = await aio.dispatches(aconn, scope_id="s1")
-        totals = await aio.tokens(aconn, scope_id="s1")
+        found = q.fetch_all(ro, q.DISPATCHES_OF_SCOPE, "s1")
+        totals = q.fetch_one(ro, q.TOKENS_OF_SCOPE, "s1")
     finally:
-        await aconn.close()
+        ro.close()
     assert [(d.id, d.status) for d in found] == [(row.id, "running")]
-    assert (totals.input_tokens, totals.output_tokens, totals.cache_hits, totals.total_tokens) == (
-        5,
-        6,
-        1,
-        11,
-    )
+    assert totals is not None
+    assert (totals.input_tokens, totals.output_tokens, totals.cache_hits) == (5, 6, 1)
+    assert totals.total_tokens == 11
 
 
 @pytest.mark.slow

@@ -149,8 +149,8 @@ codes = [
     run(["run", "tokens", run_id]),
     run(["run", "budget", run_id]),
 ]
-heavy = ("asyncio", "pydantic", "pydantic_core", "textual", "rich", "aiosqlite", "watchfiles")
-loaded = sorted(m for m in sys.modules if m.split(".")[0] in heavy or m == "kernel.aio")
+heavy = ("asyncio", "pydantic", "pydantic_core", "textual", "rich", "watchfiles")
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in heavy)
 sys.stderr.write(json.dumps({"codes": codes, "heavy": loaded}) + "\\n")
 """
 

@@ -1,14 +1,15 @@
-"""Readers of portfolio data: `kernel.aio` (Bigend's read-only async API) and the `--json` contracts."""
+"""Readers of portfolio data: the kernel's queries on a read-only connection, and the `--json` contracts."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
 
-from kernel import aio, runs
-from kernel.portfolio import aio_reads
+from kernel import queries as q
+from kernel import runs
 from kernel.portfolio.contracts import (
     PortfolioCancelled,
     PortfolioCreated,
@@ -23,7 +24,7 @@ from kernel.portfolio.slots import acquire_slot
 from tests.kernel.test_portfolio_support import SHORT_CHAIN, advance_child, make_workspace, project_conn
 
 
-async def test_aio_reads_parents_children_deps_relay_events_cursors_and_slots(tmp_path: Path) -> None:
+def test_parents_children_deps_relay_events_cursors_and_slots_read_read_only(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path, ("a", "b"))
     parent, kids = ws.create(phases=SHORT_CHAIN, max_dispatches=2)
     conn = ws.portfolio_conn()
@@ -31,26 +32,26 @@ async def test_aio_reads_parents_children_deps_relay_events_cursors_and_slots(tm
     advance_child(ws.project("a"), kids["a"].id)
     assert ws.ic("portfolio", "relay", parent.id, "--once").code == 0
     acquire_slot(kids["b"], "d1", kids["b"].project_dir, None)
-    aconn = await aio.open_readonly(ws.portfolio_db)
+    ro = sqlite3.connect(f"file:{ws.portfolio_db}?mode=ro", uri=True)
     try:
-        assert [p.id for p in await aio_reads.parents(aconn)] == [parent.id]
-        assert [c.id for c in await aio_reads.children(aconn, parent.id)] == [kids["a"].id, kids["b"].id]
-        assert [(d.upstream, d.downstream) for d in await aio_reads.deps(aconn, parent.id)] == [
+        assert [p.id for p in q.fetch_all(ro, q.RUNS_PORTFOLIO_PARENTS)] == [parent.id]
+        assert [c.id for c in q.fetch_all(ro, q.RUNS_CHILDREN, parent.id)] == [kids["a"].id, kids["b"].id]
+        assert [(d.upstream, d.downstream) for d in q.fetch_all(ro, q.DEPS_OF_PORTFOLIO, parent.id)] == [
             (str(ws.project("a")), str(ws.project("b")))
         ]
-        events = await aio_reads.relay_events(aconn, parent.id)
+        events = q.fetch_all(ro, q.RELAY_EVENTS_OF_PORTFOLIO, 0, parent.id, 1000)
         assert [(e.run_id, e.type) for e in events] == [
             (kids["a"].id, "child_advanced"),
             (kids["b"].id, "upstream_changed"),
         ]
-        assert await aio_reads.relay_events(aconn, parent.id, after_id=events[-1].id) == []
-        assert {c.project_dir for c in await aio_reads.relay_cursors(aconn, parent.id)} == {
+        assert q.fetch_all(ro, q.RELAY_EVENTS_OF_PORTFOLIO, events[-1].id, parent.id, 1000) == []
+        assert {c.project_dir for c in q.fetch_all(ro, q.RELAY_CURSORS_OF_PORTFOLIO, parent.id)} == {
             str(ws.project("a")),
             str(ws.project("b")),
         }
-        assert [s.dispatch_id for s in await aio_reads.slots(aconn, parent.id)] == ["d1"]
+        assert [s.dispatch_id for s in q.fetch_all(ro, q.SLOTS_OF_PORTFOLIO, parent.id)] == ["d1"]
     finally:
-        await aconn.close()
+        ro.close()
 
 
 def _valid(kind: type, body: Any) -> None:

@@ -6,8 +6,7 @@ generator does; every timestamp is relative to NOW, which tests also use as the 
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, TypeVar, cast
+from dataclasses import replace
 
 from bigend.core.snapshot import (
     DispatchInfo,
@@ -20,7 +19,6 @@ from bigend.core.snapshot import (
 )
 from bigend.core.status import UnifiedStatus, unify_status
 
-T = TypeVar("T")
 NOW = 1_767_225_600  # 2026-01-01 00:00:00 UTC
 CHAIN = [
     "brainstorm",
@@ -270,14 +268,6 @@ def build_state(now: int = NOW, *, extra_goal: str | None = None) -> KernelState
     )
 
 
-def replaced(obj: T, **changes: Any) -> T:
-    """A copy of a snapshot object with some fields changed, whether the snapshot types are pydantic
-    models or frozen dataclasses (the tests only need the copy, not the type's own API)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return cast(T, dataclasses.replace(obj, **changes))
-    return cast(T, obj.model_copy(update=changes))  # type: ignore[attr-defined]
-
-
 def frozen_clock() -> float:
     return float(NOW)
 
@@ -292,9 +282,9 @@ def with_extra_events(
         for n in range(count)
     ]  # fmt: skip
     projects = [
-        replaced(p, events=[*p.events, *extra]) if p.name == project_name else p for p in state.projects
+        replace(p, events=[*p.events, *extra]) if p.name == project_name else p for p in state.projects
     ]
-    return replaced(state, projects=projects)
+    return replace(state, projects=projects)
 
 
 def with_portfolio(state: KernelState) -> KernelState:
@@ -311,11 +301,11 @@ def with_portfolio(state: KernelState) -> KernelState:
         "harbor": run("harbor", "c2harbr0", goal, "strategized", unified=UnifiedStatus.BLOCKED,
                       in_phase=2 * 3600, age=26 * 3600, blocked_reason="upstream atlas is not at planned"),
     }  # fmt: skip
-    real = {name: replaced(r, parent_run_id=parent.id) for name, r in real.items()}
+    real = {name: replace(r, parent_run_id=parent.id) for name, r in real.items()}
     copies = [
-        replaced(real["atlas"], project=f"{ROOT}/workspace", phase="planned"),
-        replaced(real["harbor"], project=f"{ROOT}/workspace"),
+        replace(real["atlas"], project=f"{ROOT}/workspace", phase="planned"),
+        replace(real["harbor"], project=f"{ROOT}/workspace"),
     ]
-    workspace = replaced(project("workspace", [parent, *copies], [], []), portfolio=True)
-    projects = [replaced(p, runs=[*p.runs, real[p.name]]) if p.name in real else p for p in state.projects]
-    return replaced(state, projects=[*projects, workspace])
+    workspace = replace(project("workspace", [parent, *copies], [], []), portfolio=True)
+    projects = [replace(p, runs=[*p.runs, real[p.name]]) if p.name in real else p for p in state.projects]
+    return replace(state, projects=[*projects, workspace])
