@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from kernel import clock
+from kernel import clock, proctree
 from kernel import queries as q
 from kernel.db import write_tx
 from kernel.dispatch import procs, records, slots
@@ -78,7 +78,7 @@ def _end_processes(info: records.ProcessInfo, grace_s: float) -> bool:
     if pgid and procs.owns_group(pgid, info.pid_start if pgid == info.pid else None):
         return procs.end_group(pgid, grace_s)
     if info.pid and procs.is_alive(info.pid, info.pid_start):
-        return procs.end_pids([info.pid], grace_s)
+        return proctree.end_pids([info.pid], grace_s)
     return False
 
 
