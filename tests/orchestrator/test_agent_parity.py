@@ -39,6 +39,7 @@ EXPECTED: dict[tuple[str, str], Figures] = {
     ("claude_cache_denials.jsonl", "claude"): (25 + 3200, 1850, 41000, 0.0932),
     ("claude_structured.json", "claude"): (6 + 812, 342, 20480, 0.0214),
     ("claude_truncated.jsonl", "claude"): NOTHING,
+    ("claude_auth_failed.jsonl", "claude"): (0, 0, 0, 0.0),  # a refused login reports zero usage
     # command: usage lines are increments in the kernel's meaning and add up.
     ("command_protocol.jsonl", "command"): (1200 + 300, 300 + 100, 800 + 0, 0.01),
     ("garbage.txt", "codex"): NOTHING,

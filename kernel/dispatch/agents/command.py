@@ -11,7 +11,8 @@ Protocol: every stdout line that is a JSON object with a `type` counts; everythi
     {"type": "message", "text": "..."}                       the last one is the final message
     {"type": "usage", "input_tokens": 1, "output_tokens": 2, "cache_tokens": 0, "cost_usd": 0.01}
     {"type": "result", "result": {...}}                       the structured result (the last one)
-    {"type": "error", "message": "..."}                       the agent failed
+    {"type": "error", "message": "...", "auth": true}         the agent failed (`auth`, optional: its
+                                                              credentials were refused; no retry helps)
 
 Usage lines are increments in the kernel's meaning (`input_tokens` fresh prompt tokens,
 `cache_tokens` read from a cache; see `kernel.dispatch.agents.usage`) and add up; a line with a
@@ -79,5 +80,6 @@ class CommandParser(AgentParser):
             return None
         if kind == "error":
             self.failure = str(event.get("message") or "error")
+            self.auth_failed = event.get("auth") is True
             return f"error: {self.failure}"
         return None
