@@ -65,6 +65,14 @@ def test_codex_turn_failed_and_an_error_as_the_final_event_are_failures() -> Non
     assert last.failure is not None and last.failure.startswith("unexpected status 401 Unauthorized")
 
 
+def test_command_results_that_disagree_are_a_conflict_and_repeats_are_not() -> None:
+    same = '{"type": "result", "result": {"status": "pass", "findings": []}}'
+    other = '{"type": "result", "result": {"status": "fail", "findings": ["x"]}}'
+    assert not feed("command", [same, same]).structured_conflict
+    both = feed("command", [other, same])
+    assert both.structured_conflict and both.structured == {"status": "pass", "findings": []}
+
+
 def test_a_refused_login_is_an_auth_failure_and_a_retry_naming_it_is_not() -> None:
     assert read("codex", "codex_error_last.jsonl").auth_failed  # "unexpected status 401 Unauthorized"
     assert not read("codex", "codex_exec_failed.jsonl").auth_failed  # a stream failure: worth a retry

@@ -10,7 +10,8 @@ Protocol: every stdout line that is a JSON object with a `type` counts; everythi
 
     {"type": "message", "text": "..."}                       the last one is the final message
     {"type": "usage", "input_tokens": 1, "output_tokens": 2, "cache_tokens": 0, "cost_usd": 0.01}
-    {"type": "result", "result": {...}}                       the structured result (the last one)
+    {"type": "result", "result": {...}}                       the structured result (the last one;
+                                                              differing ones: `structured_conflict`)
     {"type": "error", "message": "...", "auth": true}         the agent failed (`auth`, optional: its
                                                               credentials were refused; no retry helps)
 
@@ -75,7 +76,10 @@ class CommandParser(AgentParser):
                 self.usage = usage if self.usage is None else self.usage.plus(usage)
             return None
         if kind == "result":
-            self.structured = event.get("result")
+            answer = event.get("result")
+            if self.structured is not None and answer != self.structured:
+                self.structured_conflict = True
+            self.structured = answer
             self.completed = True
             return None
         if kind == "error":

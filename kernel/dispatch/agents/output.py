@@ -42,6 +42,7 @@ class AgentResult:
     usage: TokenUsage | None  # None: the agent reported none (the caller keeps what it knew)
     final_message: str | None
     structured: Any  # the structured-output channel's value; None when absent
+    structured_conflict: bool  # the channel gave different answers (`structured` is the last one)
     failure: str | None  # a terminal failure the agent reported itself
     completed: bool  # the agent reported reaching its successful end (a completed turn, a result)
     auth_failed: bool  # `failure` is the agent's credentials being refused: retrying cannot help
@@ -86,6 +87,7 @@ class AgentParser:
         self.usage: TokenUsage | None = None
         self.final_message: str | None = None
         self.structured: Any = None
+        self.structured_conflict = False
         self.failure: str | None = None
         self.completed = False
         self.auth_failed = False
@@ -144,6 +146,7 @@ class AgentParser:
         self.at_end()
         self._result = AgentResult(
             usage=self.usage, final_message=self.final_message, structured=self.structured,
+            structured_conflict=self.structured_conflict,
             failure=self.failure, completed=self.completed, auth_failed=self.auth_failed,
             problems=tuple(self.problems),
             display=tuple(self.display), json_lines=self.json_lines, other_lines=self.other_lines,
