@@ -41,3 +41,31 @@ class CycleError(UsageError):
     def __init__(self, members: list[str]) -> None:
         super().__init__(f"dependency cycle between issues: {', '.join(members)}")
         self.members = members
+
+
+class MergeConflict(OrchestratorError):
+    """A dependency's branch does not merge cleanly into a new issue branch: the issue is blocked (exit 1)."""
+
+    exit_code = 1
+
+    def __init__(self, issue_id: str, branch: str, other: str, order: list[str], files: list[str]) -> None:
+        shown = ", ".join(files[:8]) + (f" and {len(files) - 8} more" if len(files) > 8 else "")
+        super().__init__(
+            f"merging {other} into {branch} conflicts in {shown} (dependencies merged in order: "
+            f"{', '.join(order)}); settle the conflict on {other} and rerun"
+        )
+        self.issue_id = issue_id
+        self.other = other
+        self.files = files
+
+
+class BranchNotOurs(OrchestratorError):
+    """An issue branch exists that the orchestrator did not create: refused unless --adopt (exit 1)."""
+
+    exit_code = 1
+
+
+class DependencyNotPassed(OrchestratorError):
+    """`--issue X` while a dependency of X has not passed: refused unless --ignore-deps (exit 1)."""
+
+    exit_code = 1

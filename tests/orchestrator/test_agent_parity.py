@@ -84,7 +84,8 @@ def through_the_orchestrator(tmp_path: Path, kind: str) -> dict[tuple[str, str],
     fixtures = [fixture for fixture, k in EXPECTED if k == kind]
     (tmp_path / kind).mkdir()
     repo = make_repo(tmp_path / kind)
-    repo.config(runner_config(kind, extra="[loop]\njobs = 4\n"))
+    # every issue at once: a refused login (claude_auth_failed) stops the run from starting more
+    repo.config(runner_config(kind, extra=f"[loop]\njobs = {len(fixtures)}\n"))
     for i, fixture in enumerate(fixtures):
         repo.issue(f"f{i}", title=fixture)
     repo.commit()
