@@ -48,7 +48,9 @@ KILL_WAIT_S = 5.0  # after KILL, how long to wait for the tree to vanish (a proc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Callable, Iterable
+    from typing import Any
 
 
 def become_subreaper() -> str | None:
@@ -56,7 +58,7 @@ def become_subreaper() -> str | None:
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
+        libc: Any = _libc()
         if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
             return f"prctl failed: {os.strerror(ctypes.get_errno())}"
     except (OSError, AttributeError) as exc:  # not Linux: orphans go to init as usual
@@ -187,12 +189,26 @@ def end_descendants(
     return ended
 
 
-# -- the reaper program (the orchestrator's per-agent process owner) --------------------------------
+# -- the reaper (the orchestrator's per-agent process owner) ----------------------------------------
 
 
 def reaper_argv(python: str, status_fd: int, control_fd: int, argv: list[str]) -> list[str]:
     """The command line that runs `argv` under a reaper (see the module docstring for the protocol)."""
     return [python, "-I", "-S", os.path.abspath(__file__), str(status_fd), str(control_fd), "--", *argv]
+
+
+def service_argv(python: str, socket_fd: int) -> list[str]:
+    """The command line of the reaper service listening on `socket_fd` (see `serve`)."""
+    return [python, "-I", "-S", os.path.abspath(__file__), "--serve", str(socket_fd)]
+
+
+def _has_children() -> bool:
+    """Whether this process has any child, running or exited (no /proc scan needed to know)."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
 
 
 class _Reaper:
@@ -208,35 +224,24 @@ class _Reaper:
         except OSError:
             pass  # the orchestrator went away; the control pipe's EOF ends the tree
 
-    def start(self, argv: list[str]) -> int | None:
-        """Fork and exec the agent in its own session; its pid once the exec succeeded."""
-        report_r, report_w = os.pipe()  # both close-on-exec: EOF with nothing read means the exec worked
-        pid = os.fork()
-        if pid == 0:
-            os.close(report_r)
-            try:
-                os.setsid()
-                # Python ignores these two, and an ignored signal stays ignored across exec.
-                _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
-                _signal.signal(_signal.SIGXFSZ, _signal.SIG_DFL)
-                os.execvp(argv[0], argv)
-            except BaseException as exc:
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                try:
-                    os.write(report_w, reason.encode("utf-8", "replace"))
-                except OSError:
-                    pass
-            os._exit(EXEC_FAILED)
-        os.close(report_w)
-        failure = b""
-        while chunk := os.read(report_r, 4096):
-            failure += chunk
-        os.close(report_r)
-        if failure:
-            os.waitpid(pid, 0)
-            self.say(f"failed cannot start {argv[0]!r}: {failure.decode('utf-8', 'replace')}")
+    def start(self, argv: list[str], cwd: str | None, env: dict[str, str] | None) -> int | None:
+        """Start the agent in its own session; its pid, or None (said why) when it cannot start.
+
+        `posix_spawnp` (a vfork underneath) rather than fork + exec: forking a Python process copies its
+        page tables and faults in its pages, several times the cost of the spawn itself. Python ignores
+        SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across exec, so both are reset.
+        """
+        try:
+            if cwd is not None:
+                os.chdir(cwd)  # the reaper's own directory is of no concern; the agent starts in it
+            return os.posix_spawnp(
+                argv[0], argv, os.environ if env is None else env, setsid=True,
+                setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ),
+            )  # fmt: skip
+        except OSError as exc:
+            where = f" in {cwd}" if cwd is not None and not os.path.isdir(cwd) else ""
+            self.say(f"failed cannot start {argv[0]!r}{where}: {exc.strerror or exc}")
             return None
-        return pid
 
     def on_stop_signal(self, signum: int, frame: object) -> None:
         self.stop = True
@@ -247,7 +252,7 @@ class _Reaper:
                 self.say(f"exited {status}")
                 self.agent = None
 
-    def run(self, argv: list[str]) -> int:
+    def run(self, argv: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None) -> int:
         problem = become_subreaper()
         wake_r, wake_w = os.pipe()
         for fd in (wake_r, wake_w):
@@ -256,7 +261,7 @@ class _Reaper:
         _signal.signal(_signal.SIGCHLD, lambda signum, frame: None)
         for sig in (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP):
             _signal.signal(sig, self.on_stop_signal)
-        self.agent = self.start(argv)
+        self.agent = self.start(argv, cwd, env)
         if self.agent is None:
             return EXEC_FAILED
         start = None
@@ -266,7 +271,7 @@ class _Reaper:
             start = int(raw[raw.rfind(b")") + 2 :].split()[19])
         except (OSError, IndexError, ValueError):
             pass
-        self.say(f"started {self.agent} {start if start is not None else '-'}")
+        self.say(f"started {self.agent} {start if start is not None else '-'} {os.getpid()}")
         if problem is not None:
             self.say(f"note cannot become a child subreaper ({problem}); a daemon that leaves the agent's "
                      "session may outlive it")  # fmt: skip
@@ -296,16 +301,137 @@ class _Reaper:
                     except ValueError:
                         pass
                 break  # `end` or EOF: the orchestrator is done with this agent, or gone
-        ended = end_descendants(os.getpid(), grace, reap=self.collect)
+        self.collect()
+        # No child left means no descendant left (every orphan below re-parents here): no /proc scan.
+        ended = end_descendants(os.getpid(), grace, reap=self.collect) if _has_children() else 0
         self.collect()
         self.say(f"ended {ended}")
         return 0
 
 
+# -- the reaper service: one warm process per orchestrator run that forks a reaper per agent ---------
+
+FDS_PER_REQUEST = 5  # stdin, stdout, stderr, status, control
+HEADER = 4  # bytes of the big-endian length of the marshal payload that follows
+
+
+def encode_request(argv: list[str], cwd: str, env: dict[str, str]) -> bytes:
+    """One request to the service: a length, then marshal data (the service reads it back the same way).
+
+    Sent with its FDS_PER_REQUEST descriptors attached (SCM_RIGHTS) to the first bytes.
+    """
+    import marshal
+
+    payload = marshal.dumps({"argv": argv, "cwd": cwd, "env": env})
+    return len(payload).to_bytes(HEADER, "big") + payload
+
+
+def _receive(sock: socket.socket) -> tuple[dict[str, object], list[int]] | None:
+    """One request and its descriptors; None at EOF (the orchestrator closed the socket, or died)."""
+    import marshal
+    import socket
+
+    header, fds, _, _ = socket.recv_fds(sock, HEADER, FDS_PER_REQUEST)
+    if not header:
+        return None
+    while len(header) < HEADER:
+        more = sock.recv(HEADER - len(header))
+        if not more:
+            return None
+        header += more
+    size = int.from_bytes(header, "big")
+    chunks = []
+    while size:
+        chunk = sock.recv(min(size, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    request = marshal.loads(b"".join(chunks))
+    return (request if isinstance(request, dict) else {}), fds
+
+
+def serve(socket_fd: int) -> int:
+    """The reaper service: for each request, fork a reaper for its agent, until the socket closes.
+
+    Forking this small, warm process costs a fraction of starting an interpreter per agent (what
+    `python -I -S proctree.py STATUS CONTROL -- ARGV` does); the forked reaper is exactly that
+    program's `_Reaper`. The service itself owns nothing but its reapers, which it reaps.
+    """
+    import socket
+
+    _libc()  # load ctypes once, here, so every forked reaper has it already
+    sock = socket.socket(fileno=socket_fd)
+    wake_r, wake_w = os.pipe()
+    for fd in (wake_r, wake_w):
+        os.set_blocking(fd, False)
+    _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    _signal.signal(_signal.SIGCHLD, lambda signum, frame: None)
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # the orchestrator decides when agents stop
+    while True:
+        _reap_any()
+        try:
+            ready, _, _ = select.select([sock.fileno(), wake_r], [], [])
+        except InterruptedError:
+            continue
+        if wake_r in ready:
+            try:
+                while os.read(wake_r, 512):
+                    pass
+            except (BlockingIOError, InterruptedError):
+                pass
+        if sock.fileno() not in ready:
+            continue
+        received = _receive(sock)
+        if received is None:
+            return 0
+        request, fds = received
+        if len(fds) != FDS_PER_REQUEST:
+            for fd in fds:
+                os.close(fd)
+            continue
+        if os.fork() == 0:
+            sock.close()
+            for fd in (wake_r, wake_w):
+                os.close(fd)
+            _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+            stdin, stdout, stderr, status, control = fds
+            for source, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
+                os.dup2(source, target)
+                os.close(source)
+            argv, cwd, env = request.get("argv"), request.get("cwd"), request.get("env")
+            code = EXEC_FAILED
+            try:
+                if isinstance(argv, list) and argv and isinstance(cwd, str) and isinstance(env, dict):
+                    code = _Reaper(status, control).run(argv, cwd=cwd, env=env)
+                else:
+                    _Reaper(status, control).say("failed malformed request")
+            finally:
+                os._exit(code)
+        for fd in fds:
+            os.close(fd)
+
+
+_LIBC: object | None = None
+
+
+def _libc() -> object:
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
+
+
 def main(args: list[str]) -> int:
-    """`proctree.py STATUS_FD CONTROL_FD -- ARGV...`: run ARGV under a reaper."""
+    """`proctree.py STATUS_FD CONTROL_FD -- ARGV...` runs ARGV under a reaper; `--serve FD` the service."""
+    if len(args) == 2 and args[0] == "--serve":
+        return serve(int(args[1]))
     if len(args) < 4 or args[2] != "--":
-        sys.stderr.write("usage: proctree.py STATUS_FD CONTROL_FD -- ARGV...\n")
+        sys.stderr.write(
+            "usage: proctree.py STATUS_FD CONTROL_FD -- ARGV... | proctree.py --serve SOCKET_FD\n"
+        )
         return 2
     status_fd, control_fd = int(args[0]), int(args[1])
     for fd in (status_fd, control_fd):

@@ -32,7 +32,7 @@ from orchestrator.kernel_bridge import KernelBridge, dispatch_name
 from orchestrator.logs import AttemptPaths, LogLayout, write_json
 from orchestrator.review import VERDICT_SCHEMA, ReadVerdict, Verdict, VerdictError, read_verdict
 from orchestrator.runners import REVIEW, Runner
-from orchestrator.runners.base import Invocation, ProcessResult, StartFailed, run_process
+from orchestrator.runners.base import Invocation, ProcessResult, ReaperService, StartFailed, run_process
 from orchestrator.status import StatusBoard
 from orchestrator.worktrees import Worktree, Worktrees
 
@@ -116,6 +116,7 @@ class Attempts:
         runner: Runner,
         logs: LogLayout,
         board: StatusBoard,
+        reapers: ReaperService,
     ) -> None:
         self.config = config
         self.bridge = bridge
@@ -123,6 +124,7 @@ class Attempts:
         self.runner = runner
         self.logs = logs
         self.board = board
+        self.reapers = reapers
 
     async def run(self, work: IssueWork, phase: str, cycle: int, prompt: str) -> AttemptResult:
         laid = self._open(work, phase, cycle, prompt)
@@ -197,10 +199,10 @@ class Attempts:
 
         runner = self.config.runner
         return await run_process(
-            laid.argv, cwd=work.wt.path, env=self.runner.env(laid.inv), stdout_log=laid.paths.raw,
-            stderr_log=laid.paths.stderr, timeout=runner.timeout, stall=runner.stall,
-            kill_grace=runner.kill_grace, stdin_file=self.runner.stdin(laid.inv), on_start=on_start,
-            on_line=on_line,
+            laid.argv, service=self.reapers, cwd=work.wt.path, env=self.runner.env(laid.inv),
+            stdout_log=laid.paths.raw, stderr_log=laid.paths.stderr, timeout=runner.timeout,
+            stall=runner.stall, kill_grace=runner.kill_grace, stdin_file=self.runner.stdin(laid.inv),
+            on_start=on_start, on_line=on_line,
         )  # fmt: skip
 
     async def _not_started(self, work: IssueWork, laid: _Laid, error: str) -> AttemptResult:

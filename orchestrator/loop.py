@@ -31,6 +31,7 @@ from orchestrator.logs import LogLayout
 from orchestrator.prompts import render
 from orchestrator.review import Verdict
 from orchestrator.runners import Runner
+from orchestrator.runners.base import ReaperService
 from orchestrator.status import StatusBoard, one_line
 from orchestrator.worktrees import Worktrees, ensure_ignored
 
@@ -164,15 +165,23 @@ class Orchestrator:
         self.board = board
         self.templates = templates
         self.options = options
+        self.reapers = ReaperService()  # every agent of the run starts through it (kernel.proctree)
         self.attempts = Attempts(
-            config=config, bridge=bridge, worktrees=worktrees, runner=runner, logs=logs, board=board
-        )
+            config=config, bridge=bridge, worktrees=worktrees, runner=runner, logs=logs, board=board,
+            reapers=self.reapers,
+        )  # fmt: skip
         self.stopped: str | None = None  # why no further issue starts (the agent's login was refused)
 
     # -- the milestone --------------------------------------------------------------------------------
 
     async def run(self, plan: list[PlanEntry]) -> list[IssueReport]:
         """Work through the plan, `loop.jobs` issues at a time; dependencies pass before dependents."""
+        try:
+            return await self._schedule(plan)
+        finally:
+            await self.reapers.close()
+
+    async def _schedule(self, plan: list[PlanEntry]) -> list[IssueReport]:
         ensure_ignored(self.repo, self.logs.root)
         for entry in plan:
             self.board.track(entry.issue.id, entry.issue.title)

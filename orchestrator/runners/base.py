@@ -4,7 +4,9 @@ Every agent runs under a per-agent reaper (`kernel.proctree`, the kernel's one h
 trees): a small process that is a child subreaper, starts the agent in its own session, reports its
 pid and its exit status, and ends everything below it on request. So the phase ends with nothing of
 the agent's left running: not its process group, not a `setsid` daemon it double-forked, and not
-even when the orchestrator is killed (the reaper sees its control pipe close).
+even when the orchestrator is killed (the reaper sees its control pipe close). The reapers are
+forked by one reaper service per run (`ReaperService`), much cheaper than starting an interpreter
+per agent; the orchestrator hands it each agent's stdin and pipes over a socket.
 
 Reading: the agent's stdin is its prompt file or /dev/null (it can never wait for a keyboard), and
 its bytes hit the raw log before anything tries to parse them, so when a parser chokes on a line the
@@ -19,6 +21,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import time
 from collections import deque
@@ -105,6 +108,7 @@ class _Reaped:
     def __init__(self, status: asyncio.StreamReader, control_fd: int) -> None:
         self.status = status
         self.control_fd = control_fd
+        self.reaper_pid: int | None = None
         self.notes: list[str] = []
         self.exit_status: int | None = None
         self.ended: int | None = None
@@ -149,47 +153,92 @@ class _Reaped:
         self.control_fd = -1
 
 
-async def _start(
-    argv: list[str], cwd: Path, env: dict[str, str], stdin_file: Path | None
-) -> tuple[asyncio.subprocess.Process, _Reaped, int]:
-    """Start `argv` under a reaper; (the reaper, its status, the agent's pid). StartFailed if it cannot."""
-    status_r, status_w = os.pipe()
-    control_r, control_w = os.pipe()
-    try:
-        with open(stdin_file if stdin_file is not None else os.devnull, "rb") as stdin:
-            proc = await asyncio.create_subprocess_exec(
-                *proctree.reaper_argv(sys.executable, status_w, control_r, argv),
-                cwd=str(cwd), env=env, stdin=stdin, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=MAX_LINE,
-                pass_fds=(status_w, control_r),
+class ReaperService:
+    """The run's reaper service (`kernel.proctree.serve`): started on first use, closed with the run."""
+
+    def __init__(self) -> None:
+        self.proc: asyncio.subprocess.Process | None = None
+        self.sock: socket.socket | None = None
+
+    async def _ready(self) -> socket.socket:
+        if self.sock is not None and self.proc is not None and self.proc.returncode is None:
+            return self.sock
+        await self.close()  # a service that died is replaced
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *proctree.service_argv(sys.executable, theirs.fileno()), pass_fds=(theirs.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
-    except BaseException:
-        for fd in (status_r, control_w):
-            os.close(fd)
-        raise
-    finally:
-        os.close(status_w)
-        os.close(control_r)
-    status = asyncio.StreamReader()
-    loop = asyncio.get_running_loop()
-    await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(status), os.fdopen(status_r, "rb", buffering=0)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.sock = ours
+        return ours
+
+    async def start(
+        self, argv: list[str], cwd: Path, env: dict[str, str], stdin_file: Path | None
+    ) -> tuple[_Reaped, asyncio.StreamReader, asyncio.StreamReader, int]:
+        """Start `argv` under a new reaper: (its status, the agent's stdout and stderr, the agent's pid).
+
+        StartFailed when it cannot start; OSError when `stdin_file` cannot be opened.
+        """
+        stdin = os.open(stdin_file if stdin_file is not None else os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        pipes = [os.pipe() for _ in range(4)]  # stdout, stderr, status: read by us; control: written by us
+        (out_r, out_w), (err_r, err_w), (status_r, status_w), (control_r, control_w) = pipes
+        theirs = [stdin, out_w, err_w, status_w, control_r]
+        try:
+            sock = await self._ready()
+            request = proctree.encode_request(argv, str(cwd), env)
+            sent = socket.send_fds(sock, [request], theirs)
+            sock.sendall(request[sent:])
+        except BaseException:
+            for fd in (out_r, err_r, status_r, control_w):
+                os.close(fd)
+            raise
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        readers = [await _reader(fd) for fd in (out_r, err_r, status_r)]
+        reaped = _Reaped(readers[2], control_w)
+        first = await reaped.line()
+        if first is None or first[0] != "started":
+            reaped.end(0)
+            reason = first[1] if first is not None and first[0] == "failed" else "the reaper service is gone"
+            raise StartFailed(reason)
+        pid, _, reaper = first[1].split()
+        reaped.reaper_pid = int(reaper)
+        return reaped, readers[0], readers[1], int(pid)
+
+    async def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.proc is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.proc.wait(), timeout=REAPER_LOST_S)
+            if self.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                await self.proc.wait()
+            self.proc = None
+
+
+async def _reader(fd: int) -> asyncio.StreamReader:
+    """An asyncio reader of the pipe `fd` (taken over: closed with the transport)."""
+    reader = asyncio.StreamReader(limit=MAX_LINE)
+    await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
     )
-    reaped = _Reaped(status, control_w)
-    first = await reaped.line()
-    if first is None or first[0] != "started":
-        reaped.end(0)
-        await proc.wait()
-        reason = (
-            first[1] if first is not None and first[0] == "failed" else f"the reaper exited {proc.returncode}"
-        )
-        raise StartFailed(reason)
-    return proc, reaped, int(first[1].split()[0])
+    return reader
 
 
 async def run_process(
     argv: list[str],
     *,
+    service: ReaperService,
     cwd: Path,
     env: dict[str, str],
     stdout_log: Path,
@@ -221,19 +270,24 @@ async def run_process(
             on_line(name, line)
 
     with open(stdout_log, "ab") as out_log, open(stderr_log, "ab") as err_log:
-        proc, reaped, pid = await _start(argv, cwd, env, stdin_file)
+        reaped, stdout, stderr, pid = await service.start(argv, cwd, env, stdin_file)
         started = last_output = time.monotonic()
         ended_at: float | None = None
-        assert proc.stdout is not None and proc.stderr is not None
         pumps = [
-            asyncio.create_task(_pump(proc.stdout, out_log, "stdout", handle, touch)),
-            asyncio.create_task(_pump(proc.stderr, err_log, "stderr", handle, touch)),
+            asyncio.create_task(_pump(stdout, out_log, "stdout", handle, touch)),
+            asyncio.create_task(_pump(stderr, err_log, "stderr", handle, touch)),
         ]
         exit_seen = asyncio.create_task(reaped.until_exit())
         timed_out = stalled = finished = False
         try:
-            if on_start is not None:
-                await on_start(pid)  # e.g. record the dispatch; the agent's output waits in its pipes
+            if on_start is not None:  # e.g. record the dispatch; the agent's output waits in its pipes
+                starting = asyncio.ensure_future(on_start(pid))
+                try:
+                    await asyncio.shield(starting)
+                except asyncio.CancelledError:
+                    with contextlib.suppress(Exception):  # interrupted: still let it land, so the
+                        await starting  # caller knows what it recorded and can close it
+                    raise
             while not exit_seen.done():
                 now = time.monotonic()
                 if now - started >= timeout:
@@ -251,20 +305,26 @@ async def run_process(
             await asyncio.wait(pumps, timeout=drain_s)  # at once, unless something holds the output
             reaped.end(kill_grace)
             if not await _within(reaped.until_ended(), kill_grace + REAPER_LOST_S) or reaped.ended is None:
-                _kill_lost(proc, pid, reaped)
+                _kill_lost(pid, reaped)
             if not await _within(asyncio.gather(*pumps, return_exceptions=True), REAPER_LOST_S):
                 reaped.notes.append(
                     "the agent's output was still open after its processes ended; stopped reading"
                 )
-            await _within(proc.wait(), REAPER_LOST_S)
             finished = True
         finally:
             if not finished:  # cancelled (Ctrl-C, SIGTERM): take the agent and all it started down with us
                 reaped.end(min(kill_grace, 1.0))
+                exit_seen.cancel()  # one reader of the status at a time
                 with contextlib.suppress(BaseException):
-                    await asyncio.wait_for(asyncio.shield(proc.wait()), timeout=kill_grace + REAPER_LOST_S)
-                if proc.returncode is None:
-                    _kill_lost(proc, pid, reaped)
+                    await asyncio.wait_for(
+                        asyncio.shield(asyncio.gather(exit_seen, return_exceptions=True)), 1.0
+                    )
+                ending = asyncio.ensure_future(reaped.until_ended())
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(asyncio.shield(ending), timeout=kill_grace + REAPER_LOST_S)
+                if reaped.ended is None:
+                    ending.cancel()
+                    _kill_lost(pid, reaped)
             for task in (*pumps, exit_seen):
                 task.cancel()
     exit_code = None if reaped.exit_status is None else os.waitstatus_to_exitcode(reaped.exit_status)
@@ -290,9 +350,11 @@ async def _within(awaitable: Awaitable[object], seconds: float) -> bool:
     return True
 
 
-def _kill_lost(proc: asyncio.subprocess.Process, pid: int, reaped: _Reaped) -> None:
+def _kill_lost(pid: int, reaped: _Reaped) -> None:
     """The reaper died or hangs: kill it and the agent's process group (what is left of the tree)."""
-    reaped.notes.append("the process reaper was lost; its process and the agent's process group were killed")
-    for kill in (proc.kill, lambda: os.killpg(pid, signal.SIGKILL)):
+    reaped.notes.append("the process reaper was lost; it and the agent's process group were killed")
+    if reaped.reaper_pid:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            kill()
+            os.kill(reaped.reaper_pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)

@@ -137,8 +137,10 @@ def main() -> int:
         (state / f"files-{issue}-{phase}.json").write_text(json.dumps(found))
     if step.get("ignore_term"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if step.get("marker"):
-        (state / step["marker"]).write_text(str(os.getpid()))
+    if step.get("marker"):  # written whole (a reader polling for it never sees it empty)
+        marker = state / step["marker"]
+        marker.with_name(marker.name + ".tmp").write_text(str(os.getpid()))
+        marker.with_name(marker.name + ".tmp").rename(marker)
     for line in step.get("garbage", []):
         sys.stdout.write(line + "\n")
     sys.stdout.flush()
