@@ -8,28 +8,36 @@ parent links in /proc and can be ended. Two users:
 
 - the `ic dispatch` supervisor (`kernel.dispatch.launch`) becomes a subreaper before it starts its
   agent, and ends what is left below it when the agent exits;
-- the orchestrator starts every agent through this module run as a program (`reaper_argv`): a small
-  per-agent reaper that becomes a subreaper, starts the agent in its own session, reports the agent's
-  pid and exit status on a pipe, and ends everything below it when told to, or when the orchestrator
-  itself goes away (its control pipe reaches EOF), so no descendant outlives the phase.
+- the orchestrator starts every agent under a small per-agent reaper that becomes a subreaper,
+  starts the agent in its own session, reports the agent's pid and exit status on a pipe, and ends
+  everything below it when told to, or when the orchestrator itself goes away (its control pipe
+  reaches EOF), so no descendant outlives the phase. The reapers are forked by one reaper service
+  per orchestrator run (`serve`, `service_argv`): forking that small warm process is much cheaper
+  than starting an interpreter per agent (`reaper_argv` runs one reaper directly, for tests).
 
-The reaper protocol. The reaper is started as `python -I -S proctree.py STATUS_FD CONTROL_FD --
-ARGV...` with the agent's cwd, environment, stdin and stdout/stderr pipes; it hands those to the
-agent and keeps none of them. On STATUS_FD it writes one line per fact:
+The reaper protocol. A reaper has the agent's stdin and stdout/stderr pipes as its fds 0-2 and its
+cwd and environment (from the service's request, or as `python -I -S proctree.py STATUS_FD CONTROL_FD
+-- ARGV...`); it hands them to the agent and keeps none of them. On STATUS_FD it writes one line per
+fact:
 
-    started PID START      the agent runs (START: field 22 of /proc/PID/stat)
-    failed REASON          the agent could not be started (the reaper then exits 127)
-    exited STATUS          the agent exited; STATUS is the raw wait status (os.waitstatus_to_exitcode)
-    note TEXT              something worth reporting (it could not become a subreaper, ...)
-    ended N                the tree is gone; N processes were still running below the reaper
+    started PID START REAPER   the agent runs (START: field 22 of /proc/PID/stat; REAPER: its pid)
+    failed REASON              the agent could not be started (the reaper then exits 127)
+    exited STATUS              the agent exited; the raw wait status (os.waitstatus_to_exitcode)
+    note TEXT                  something worth reporting (it could not become a subreaper, ...)
+    ended N                    the tree is gone; N processes were still running below the reaper
 
 It reads CONTROL_FD: `end GRACE\\n` (or EOF) ends the tree: TERM (and CONT) to every process below the
 reaper, KILL to those still there after GRACE seconds, all reaped; then `ended`, and the reaper exits.
 TERM, INT or HUP sent to the reaper itself do the same.
 
-Standard library only, and cheap to import (the C half of `signal`, no `dataclasses`): the reaper runs
-it as a script under `python -I -S` before every agent, and the dispatch supervisor imports it before
-its agent starts.
+The service protocol: each request is `encode_request(argv, cwd, env)` (a length, then marshal data)
+sent on the service's socket with five descriptors attached (SCM_RIGHTS): the agent's stdin, stdout
+and stderr, the reaper's status pipe (write end) and control pipe (read end). The service exits when
+the socket closes.
+
+Standard library only, and cheap to import (the C half of `signal`, no `dataclasses`, `socket` only
+in the service): it runs as a script under `python -I -S`, and the dispatch supervisor imports it
+before its agent starts.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ left behind, an owner that goes away, a program that cannot start, what the agen
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -126,3 +127,43 @@ def test_term_or_hup_to_the_reaper_ends_the_tree(tmp_path: Path, signum: int) ->
     assert run.next() == "ended 1"
     assert run.proc.wait(timeout=30) == 0
     assert not proctree.is_running(pid)
+
+
+def test_the_service_forks_a_reaper_per_request_and_exits_when_its_socket_closes(tmp_path: Path) -> None:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    service = subprocess.Popen(
+        proctree.service_argv(sys.executable, theirs.fileno()), pass_fds=(theirs.fileno(),),
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    theirs.close()
+    runs = []
+    for name in ("one", "two"):  # two agents at once, each with its own reaper and its own daemon
+        out_r, out_w = os.pipe()
+        status_r, status_w = os.pipe()
+        control_r, control_w = os.pipe()
+        stdin = os.open(os.devnull, os.O_RDONLY)
+        argv = agent("--daemon", str(tmp_path / f"daemon-{name}"))
+        request = proctree.encode_request(argv, str(tmp_path), dict(os.environ))
+        sent = socket.send_fds(ours, [request], [stdin, out_w, out_w, status_w, control_r])
+        ours.sendall(request[sent:])
+        for fd in (stdin, out_w, status_w, control_r):
+            os.close(fd)
+        lines = (line.decode().rstrip("\n") for line in os.fdopen(status_r, "rb"))
+        runs.append((lines, control_w, out_r, name))
+    reapers = set()
+    for lines, control_w, out_r, name in runs:
+        started = next(lines).split()
+        assert started[0] == "started" and int(started[3]) != service.pid
+        reapers.add(int(started[3]))
+        assert next(lines) == "exited 0"
+        daemon = int((tmp_path / f"daemon-{name}").read_text())
+        assert proctree.is_running(daemon) and daemon in proctree.descendants(int(started[3]))
+        os.write(control_w, b"end 0.5\n")
+        assert next(lines) == "ended 1"  # its own daemon only
+        assert not proctree.is_running(daemon)
+        os.close(control_w)
+        assert os.read(out_r, 100) == b""  # the service and the reaper keep no copy of the agent's output
+        os.close(out_r)
+    assert len(reapers) == 2
+    ours.close()
+    assert service.wait(timeout=30) == 0
