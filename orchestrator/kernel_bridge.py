@@ -182,10 +182,6 @@ class KernelBridge:
                 found[issue] = run
         return found
 
-    async def issues_with_runs(self) -> set[str]:
-        """Issues the orchestrator ever made a run for here: their branches are the orchestrator's."""
-        return set(await self.runs_by_issue())
-
     async def create_run(
         self, *, issue_id: str, title: str, milestone: str, branch: str, token_budget: int | None
     ) -> Run:
