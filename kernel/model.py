@@ -272,11 +272,12 @@ class Dispatch(RowType):
     started_at: int | None
     ended_at: int | None
     updated_at: int
+    metadata: JsonObject | None  # e.g. the orchestrator's {"orchestrator": {"phase", "cycle", ...}}
 
     COLUMNS: ClassVar[str] = (
         "id, scope_id, project_dir, agent_type, name, model, prompt_file, output_file, command, pid, status, "
         "exit_code, error, timeout_s, input_tokens, output_tokens, cache_tokens, cost_usd, created_at, "
-        "started_at, ended_at, updated_at"
+        "started_at, ended_at, updated_at, metadata"
     )
     TERMINAL: ClassVar[frozenset[str]] = frozenset({"completed", "failed", "timeout", "cancelled"})
 
@@ -288,7 +289,7 @@ class Dispatch(RowType):
             prompt_file=v[6], output_file=v[7], command=_json_or_none(v[8]), pid=v[9], status=v[10],
             exit_code=v[11], error=v[12], timeout_s=v[13], input_tokens=v[14], output_tokens=v[15],
             cache_tokens=v[16], cost_usd=v[17], created_at=v[18], started_at=v[19], ended_at=v[20],
-            updated_at=v[21],
+            updated_at=v[21], metadata=_json_or_none(v[22]),
         )  # fmt: skip
 
     @property

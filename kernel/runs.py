@@ -498,6 +498,30 @@ def rollback(
     return result
 
 
+def block(
+    conn: sqlite3.Connection, run_id: str, *, reason: str, payload: dict[str, Any] | None = None
+) -> Run:
+    """Record that an active run cannot move on for a reason outside its gates; the run stays put.
+
+    The orchestrator's case: an issue whose dependency did not pass. The event is the `block` a failing
+    hard gate writes (from the run's phase towards the next one), so every reader shows the run as
+    blocked with this reason; the run's next move (`advance`, `rollback`) supersedes it.
+    """
+    if not isinstance(reason, str) or not reason.strip():
+        raise UsageError("a block needs a reason")
+    _json_object("payload", payload)
+    with write_tx(conn):
+        run = get_run(conn, run_id)
+        _require_active(run, "block it")
+        here = run.phases.index(run.phase)
+        ahead = run.phases[here + 1] if here + 1 < len(run.phases) else run.phase
+        events.record(
+            conn, source=et.PHASE, type=et.BLOCK, run_id=run_id, from_state=run.phase, to_state=ahead,
+            reason=reason, payload=payload, timestamp=clock.now(),
+        )  # fmt: skip
+        return run
+
+
 # -- cancel, fail -----------------------------------------------------------------------------------
 
 

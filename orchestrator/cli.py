@@ -2,13 +2,17 @@
 
     orchestrator init                       write a commented orchestrator.toml at the repository root
     orchestrator run --milestone M [--issue ID] [--config PATH] [--dry-run] [--jobs N] [--retry]
+                     [--ignore-deps] [--adopt]
+    orchestrator plugin install --claude|--codex [--dest DIR]
+                                            write the /dev-auto-orchestrate command for an agent
 
 Exit codes: 0 every selected issue passed (or was passed before); 1 an expected negative (an issue
 capped, over budget, blocked or held; nothing in the milestone; another orchestrator already running
-in the repository; config already exists); 2 unexpected trouble (git, kernel database, I/O, a
-runner's infrastructure failure); 3 usage (no or invalid config, bad issue files, unknown issue,
-dependency cycle); 130 interrupted. Parsing and the error -> exit code mapping are the kernel's
-(`kernel.clikit`), shared with `ic` and `bigend`.
+in the repository; config already exists; a foreign issue branch without --adopt; --issue with a
+dependency that has not passed, without --ignore-deps); 2 unexpected trouble (git, kernel database,
+I/O, a runner's infrastructure failure, a refused agent login); 3 usage (no or invalid config, bad
+issue files, unknown issue, dependency cycle); 130 interrupted. Parsing and the error -> exit code
+mapping are the kernel's (`kernel.clikit`), shared with `ic` and `bigend`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,9 +44,10 @@ if TYPE_CHECKING:
 
 PROG = "orchestrator"
 EXIT_CODES = (
-    "exit codes: 0 all selected issues passed; 1 an issue capped, over budget, blocked or held, or\n"
-    "another orchestrator already running in the repository; 2 git/database/I-O trouble or a runner's\n"
-    "infrastructure failure; 3 usage (config, issues, cycle); 130 interrupted.\n"
+    "exit codes: 0 all selected issues passed; 1 an issue capped, over budget, blocked or held, another\n"
+    "orchestrator already running in the repository, a foreign issue branch (--adopt) or an unpassed\n"
+    "dependency of --issue (--ignore-deps); 2 git/database/I-O trouble or a runner's infrastructure\n"
+    "failure; 3 usage (config, issues, cycle); 130 interrupted.\n"
     "`orchestrator run` resumes where an interrupted run stopped."
 )
 
@@ -76,7 +81,26 @@ def build_parser() -> Parser:
     )
     run.add_argument("--quiet", action="store_true", help="do not stream the agents' output")
     run.add_argument("--json", action="store_true", help="print the plan or the summary as JSON on stdout")
-    for command in (init, run):
+    run.add_argument(
+        "--ignore-deps", action="store_true",
+        help="with --issue: start even though a dependency has not passed (without its work)",
+    )  # fmt: skip
+    run.add_argument(
+        "--adopt", action="store_true",
+        help="work on existing issue branches the orchestrator did not create (else refused)",
+    )  # fmt: skip
+    plugin = sub.add_parser("plugin", help="the /dev-auto-orchestrate entrypoint for Claude Code and Codex")
+    plugin_sub = plugin.add_subparsers(dest="plugin_command", metavar="<command>", parser_class=Parser)
+    install = plugin_sub.add_parser("install", help="write the plugin (Claude Code) or custom prompt (Codex)")
+    target = install.add_mutually_exclusive_group(required=True)
+    target.add_argument("--claude", action="store_true", help="a Claude Code plugin (a local marketplace)")
+    target.add_argument("--codex", action="store_true", help="a Codex custom prompt")
+    install.add_argument(
+        "--dest",
+        help="where to write (default: ~/.local/share/clavain/claude-plugins, or $CODEX_HOME/prompts)",
+    )
+    install.add_argument("--force", action="store_true", help="overwrite files written before")
+    for command in (init, run, install):
         command.add_argument("--verbose", action="store_true", help="the traceback of an unexpected error")
     return parser
 
@@ -94,12 +118,29 @@ async def cmd_init(args: argparse.Namespace) -> int:
 
     repo = await repo_root(Path(args.repo or ".").absolute())
     target = repo / CONFIG_NAMES[0]
-    other = repo / CONFIG_NAMES[1]
-    if (target.exists() or other.exists()) and not args.force:
-        existing = target if target.exists() else other
+    existing = next((repo / name for name in CONFIG_NAMES if (repo / name).exists()), None)
+    if existing is not None and not args.force:
         raise Refused(f"{existing} already exists; edit it, or pass --force to overwrite")
     target.write_text(EXAMPLE, encoding="utf-8")
     sys.stdout.write(f"wrote {target}\n")
+    return 0
+
+
+# -- plugin -----------------------------------------------------------------------------------------
+
+
+async def cmd_plugin(args: argparse.Namespace) -> int:
+    from orchestrator import plugin
+
+    if args.plugin_command != "install":
+        raise UsageError("plugin: say what to do: orchestrator plugin install --claude|--codex")
+    dest = Path(args.dest).expanduser().absolute() if args.dest else plugin.default_dest(args.claude)
+    program = plugin.orchestrator_program()
+    install = plugin.install_claude if args.claude else plugin.install_codex
+    written = install(dest, force=args.force, program=program)
+    for path in written.files:
+        sys.stdout.write(f"wrote {path}\n")
+    sys.stdout.write(f"next: {written.next_step}\n")
     return 0
 
 
@@ -168,7 +209,9 @@ async def cmd_run(args: argparse.Namespace) -> int:
     config, config_path = load_config(repo, explicit)
     if args.jobs is not None:
         config = config.model_copy(update={"loop": config.loop.model_copy(update={"jobs": args.jobs})})
-    found = issues.load_issues(repo, config.issues)
+    found, notes = issues.resolve_dependencies(issues.load_issues(repo, config.issues))
+    for note in notes:
+        _note(note)
     selected = issues.select(found, milestone=args.milestone, only=_wanted_issues(args.issue) or None)
     if not selected:
         raise NotFound(
@@ -176,43 +219,93 @@ async def cmd_run(args: argparse.Namespace) -> int:
             f"({len(found)} issue file(s) matched {', '.join(config.issues.globs)})"
         )
     plan = dag.plan(selected, order=config.issues.order)
+    rank = dag.dependency_rank(found)
     if args.dry_run:
-        return await _dry_run(repo, config_path, args, plan, config.worktrees.branch_prefix)
-    return await _execute(repo, config_path, config, args, plan)
+        return await _dry_run(repo, config_path, config, args, plan, rank)
+    return await _execute(repo, config_path, config, args, plan, rank)
+
+
+async def _preflight(
+    repo: Path, config: Any, args: argparse.Namespace, plan: list[Any], rank: dict[str, int], bridge: Any
+) -> Any:
+    """The preflight (orchestrator.preflight) of the plan, from the kernel and the branches that exist."""
+    from orchestrator import preflight
+    from orchestrator.worktrees import Worktrees
+
+    known = await bridge.runs_by_issue() if bridge is not None else {}
+    worktrees = await Worktrees.open(repo, config.worktrees)
+    return known, preflight.check(
+        plan, known=known, existing_branches=await worktrees.existing_branches(), narrowed=bool(args.issue),
+        rank=rank,
+    )  # fmt: skip
 
 
 async def _dry_run(
-    repo: Path, config_path: Path, args: argparse.Namespace, plan: list[Any], prefix: str
+    repo: Path,
+    config_path: Path,
+    config: Any,
+    args: argparse.Namespace,
+    plan: list[Any],
+    rank: dict[str, int],
 ) -> int:
     from orchestrator import runlock
     from orchestrator.git import common_dir
+    from orchestrator.kernel_bridge import KernelBridge
 
     holder = runlock.holder(await common_dir(repo))
     if holder is not None:
         _note(f"an orchestrator is running in this repository now ({holder.describe()}); states may change")
     await _warn_uncommitted(repo, None)
-    return _print_plan(repo, config_path, args, plan, prefix)
+    bridge = await KernelBridge.open(repo, readonly=True)
+    try:
+        known, checked = await _preflight(repo, config, args, plan, rank, bridge)
+    finally:
+        if bridge is not None:
+            await bridge.close()
+    return _print_plan(repo, config_path, args, plan, config.worktrees.branch_prefix, known, checked)
 
 
-def _print_plan(repo: Path, config_path: Path, args: argparse.Namespace, plan: list[Any], prefix: str) -> int:
+def _plan_state(run: Any, issue_id: str, checked: Any, args: argparse.Namespace, prefix: str) -> str:
+    """What a run would do with the issue, including what the preflight would refuse."""
+    if run is None:
+        state = "new"
+    elif run.status == "completed":
+        return "passed earlier (skipped)"
+    elif run.status == "active":
+        state = f"resume at {run.phase}"
+    else:
+        state = f"{run.status} earlier (held; --retry to run again)"
+    if issue_id in checked.foreign:
+        state += (
+            f"; adopts existing branch {prefix}{issue_id} (--adopt)"
+            if args.adopt
+            else f"; refused: branch {prefix}{issue_id} exists, not made by the orchestrator (--adopt)"
+        )
+    unpassed = checked.unpassed.get(issue_id)
+    if unpassed:
+        deps = ", ".join(f"{dep} ({why})" for dep, why in unpassed)
+        state += (
+            f"; starts without dependency {deps} (--ignore-deps)"
+            if args.ignore_deps
+            else f"; refused: dependency {deps} has not passed (--ignore-deps)"
+        )
+    return state
+
+
+def _print_plan(
+    repo: Path,
+    config_path: Path,
+    args: argparse.Namespace,
+    plan: list[Any],
+    prefix: str,
+    known: dict[str, Any],
+    checked: Any,
+) -> int:
     from kernel.terminal import one_line
-    from orchestrator.kernel_bridge import KernelBridge
 
-    bridge = KernelBridge.open_readonly(repo)
-    known = bridge.runs_by_issue() if bridge is not None else {}
-    if bridge is not None:
-        bridge.close()
     rows = []
     for order, entry in enumerate(plan, 1):
         run = known.get(entry.issue.id)
-        if run is None:
-            state = "new"
-        elif run.status == "completed":
-            state = "passed earlier (skipped)"
-        elif run.status == "active":
-            state = f"resume at {run.phase}"
-        else:
-            state = f"{run.status} earlier (held; --retry to run again)"
         rows.append(
             {
                 "order": order,
@@ -221,7 +314,8 @@ def _print_plan(repo: Path, config_path: Path, args: argparse.Namespace, plan: l
                 "path": str(entry.issue.path.relative_to(repo)),
                 "waits_for": list(entry.waits_for),
                 "external": list(entry.external),
-                "state": state,
+                "merges": checked.merges.get(entry.issue.id, []),
+                "state": _plan_state(run, entry.issue.id, checked, args, prefix),
                 "run_id": run.id if run else None,
                 "branch": f"{prefix}{entry.issue.id}",
             }
@@ -242,7 +336,12 @@ def _print_plan(repo: Path, config_path: Path, args: argparse.Namespace, plan: l
 
 
 async def _execute(
-    repo: Path, config_path: Path, config: Any, args: argparse.Namespace, plan: list[Any]
+    repo: Path,
+    config_path: Path,
+    config: Any,
+    args: argparse.Namespace,
+    plan: list[Any],
+    rank: dict[str, int],
 ) -> int:
     from kernel.db import DB_DIR as KDB_DIR
     from orchestrator import runlock
@@ -258,21 +357,31 @@ async def _execute(
     templates = load_templates(repo, config.prompts)
     worktrees = await Worktrees.open(repo, config.worktrees)
     with runlock.hold(worktrees.common_dir, repo, args.milestone):
+        peek = await KernelBridge.open(repo, readonly=True)
+        try:
+            _, checked = await _preflight(repo, config, args, plan, rank, peek)
+        finally:
+            if peek is not None:
+                await peek.close()
+        checked.refuse(adopt=args.adopt, ignore_deps=args.ignore_deps, prefix=config.worktrees.branch_prefix)
         await _warn_uncommitted(repo, worktrees.start_head)
         exclude_locally(worktrees.common_dir, f"/{KDB_DIR}/")
         logs = LogLayout((repo / config.logs.root).resolve())
-        console = Console(stderr=args.json, highlight=False)
-        bridge = KernelBridge.open(repo)
+        bridge = await KernelBridge.open(repo)
+        assert bridge is not None
         started_at = time.time()
         try:
             with Interrupts() as interrupts:
-                with StatusBoard(
-                    console, max_cycles=config.loop.max_cycles, show_output=not args.quiet
-                ) as board:
+                console = OutputConsole(interrupts.output_closed, stderr=args.json, highlight=False)
+                board = StatusBoard(console, max_cycles=config.loop.max_cycles, show_output=not args.quiet)
+                with board:
                     orchestrator = Orchestrator(
                         repo=repo, config=config, bridge=bridge, worktrees=worktrees, runner=runner,
                         logs=logs, board=board, templates=templates,
-                        options=Options(milestone=args.milestone, retry=args.retry),
+                        options=Options(
+                            milestone=args.milestone, retry=args.retry, dependency_rank=rank,
+                            adopt=frozenset(checked.foreign) if args.adopt else frozenset(),
+                        ),
                     )  # fmt: skip
                     reports = await orchestrator.run(plan)
                 interrupts.loop_done()
@@ -284,8 +393,27 @@ async def _execute(
                 if args.json:
                     sys.stdout.write(dumps(summary) + "\n")
         finally:
-            bridge.close()
+            await bridge.close()
     return code
+
+
+class OutputConsole(Console):
+    """The run's console: when the reader of its output goes away (a pager quit), it goes quiet and
+    says so once, so the run stops as for Ctrl-C (every attempt in flight recorded as cancelled)
+    instead of rich's default, exiting the process with 1 in the middle of the loop."""
+
+    def __init__(self, on_closed: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_closed: Callable[[], None] | None = on_closed
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self.file.fileno())  # later writes by anyone (the JSON summary) go nowhere
+        os.close(devnull)
+        if self._on_closed is not None:
+            self._on_closed()
+            self._on_closed = None
 
 
 class Interrupts:
@@ -317,6 +445,12 @@ class Interrupts:
     def loop_done(self) -> None:
         """From now on a signal must not cancel anything: the summary is being written."""
         self.task = None
+
+    def output_closed(self) -> None:
+        """The reader of our output went away (a pager quit): stop as for a first Ctrl-C, so every
+        attempt in flight is recorded as cancelled instead of being left `running`."""
+        if self.count == 0:
+            self._received()
 
     def _received(self) -> None:
         self.count += 1
@@ -396,9 +530,9 @@ def run(argv: Sequence[str]) -> int:
         if args.command is None:
             sys.stdout.write(parser.format_help())
             return 3
-        verbose = args.verbose
-        handler = cmd_init if args.command == "init" else cmd_run
-        return asyncio.run(handler(args))
+        verbose = bool(getattr(args, "verbose", False))  # `plugin` alone has no --verbose
+        handlers = {"init": cmd_init, "run": cmd_run, "plugin": cmd_plugin}
+        return asyncio.run(handlers[args.command](args))
     except BaseException as exc:  # the contract: one line and the exit code, never a traceback
         return clikit.report(PROG, exc, verbose=verbose)
     finally:

@@ -1,4 +1,5 @@
-"""The opt-in file: `orchestrator.toml` (or `orchestrator.json`) at the repository root.
+"""The opt-in file: `orchestrator.toml` (or `orchestrator.json`, or the PRD's `orchestrator.config.json`)
+at the repository root.
 
 Validated with pydantic and unknown keys refused, so a typo (`modle = ...`) is an error naming the key
 rather than a silently ignored setting. Every error is one line: `<file>: <dotted.key>: <problem>`.
@@ -17,7 +18,21 @@ from kernel.durations import parse_duration
 from kernel.errors import UsageError
 from orchestrator.errors import ConfigMissing
 
-CONFIG_NAMES = ("orchestrator.toml", "orchestrator.json")
+CONFIG_NAMES = ("orchestrator.toml", "orchestrator.json", "orchestrator.config.json")
+
+# Arguments the orchestrator sets itself per phase (what an agent may do, how it answers); one given
+# in `runner.args` would contradict them, so the config refuses it.
+RESERVED_ARGS: dict[str, tuple[str, ...]] = {
+    "codex": (
+        "--full-auto", "--sandbox", "-s", "--dangerously-bypass-approvals-and-sandbox", "--yolo",
+        "--output-schema", "--output-last-message", "--json",
+    ),
+    "claude": (
+        "--permission-mode", "--dangerously-skip-permissions", "--allowedTools", "--allowed-tools",
+        "--disallowedTools", "--disallowed-tools", "--json-schema", "--output-format", "-p", "--print",
+    ),
+    "command": (),
+}  # fmt: skip
 
 
 def _duration(value: Any) -> Any:
@@ -50,12 +65,13 @@ class RunnerConfig(_Strict):
     kind: Literal["codex", "claude", "command"] = "codex"
     command: list[str] | None = Field(default=None, min_length=1)
     executable: list[str] | None = Field(default=None, min_length=1)
-    args: list[str] | None = None
+    args: list[str] = []
     model: str | None = None
     timeout: Duration = 1800.0
     stall: Duration = 600.0
     kill_grace: Duration = 3.0
     retries: int = Field(default=1, ge=0, le=5)
+    retry_backoff: Duration = 15.0
     token_budget: int | None = Field(default=None, gt=0)
     env: dict[str, str] = {}
 
@@ -65,6 +81,14 @@ class RunnerConfig(_Strict):
             raise ValueError('kind = \'command\' needs command = ["program", "arg", ...]')
         if self.kind != "command" and self.command:
             raise ValueError(f"command is only used with kind = 'command' (kind is {self.kind!r})")
+        reserved = RESERVED_ARGS[self.kind]
+        for arg in self.args:
+            flag = arg.split("=", 1)[0]
+            if flag in reserved:
+                raise ValueError(
+                    f"args: {flag} is set by the orchestrator for each phase (what the agent may do in dev, "
+                    "fix and review, and how it answers); remove it"
+                )
         return self
 
 
@@ -131,7 +155,8 @@ def _describe(exc: ValidationError) -> str:
 def find_config(repo: Path) -> Path | None:
     present = [repo / name for name in CONFIG_NAMES if (repo / name).is_file()]
     if len(present) > 1:
-        raise UsageError(f"{repo}: both orchestrator.toml and orchestrator.json exist; keep one")
+        names = ", ".join(p.name for p in present)
+        raise UsageError(f"{repo}: several config files ({names}); keep one")
     return present[0] if present else None
 
 
@@ -185,13 +210,16 @@ order = "dag"                    # "dag": dependencies first, smallest ready id 
 kind = "codex"                   # "codex", "claude" or "command"
 # command = ["my-agent", "--prompt-file", "{prompt_file}"]   # example, for kind = "command"
 # executable = ["/opt/bin/codex"]                             # example: another codex/claude binary
-# args = ["--full-auto"]         # extra arguments; default codex ["--full-auto"],
-#                                # claude ["--permission-mode", "acceptEdits"]
+# args = ["-c", "model_reasoning_effort=high"]  # example: extra arguments for every phase. What
+#                                # the agent may do is set per phase: codex --sandbox workspace-write
+#                                # (dev, fix) / read-only (review); claude edits and Bash allowed (dev,
+#                                # fix) / edit tools denied (review). Those flags are refused here.
 # model = "gpt-5-codex"          # example
 timeout = "30m"                  # wall clock per phase attempt; the process group is killed after it
 stall = "10m"                    # no output for this long counts as a hang
 kill_grace = "3s"                # after TERM, how long before the agent's process group gets KILL
 retries = 1                      # extra attempts of a phase after an infrastructure failure
+retry_backoff = "15s"            # wait before the first retry, doubled for each next one (at most 5m)
 # token_budget = 2000000         # example: per issue; the issue stops when its runs use more
 # env = { RUST_LOG = "warn" }    # example: extra environment for the runner
 

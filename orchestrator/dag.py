@@ -103,3 +103,13 @@ def plan(issues: list[Issue], *, order: str = "dag") -> list[PlanEntry]:
         edges = {i: list(waits[i]) for i in stuck}
         raise CycleError(_cycle_members(stuck, edges) or sorted(stuck, key=natural_key))
     return [PlanEntry(by_id[i], waits[i], external[i]) for i in ordered_ids]
+
+
+def dependency_rank(issues: list[Issue]) -> dict[str, int]:
+    """Every issue's position in dependency order (for merging dependency branches in that order);
+    natural id order when the whole set has a cycle (the selected issues were checked on their own)."""
+    try:
+        ordered = [entry.issue.id for entry in plan(issues)]
+    except CycleError:
+        ordered = sorted((i.id for i in issues), key=natural_key)
+    return {issue_id: rank for rank, issue_id in enumerate(ordered)}

@@ -8,7 +8,7 @@ here adds data or a name the loop and the tests tell apart.
 
 from __future__ import annotations
 
-from kernel.errors import KernelError, UsageError
+from kernel.errors import KernelError, Refused, UsageError
 
 
 class ConfigMissing(UsageError):
@@ -29,3 +29,25 @@ class GitError(KernelError):
 
 class RunnerMissing(KernelError):
     """The configured runner program is not there or not executable (exit 2)."""
+
+
+class MergeConflict(Refused):
+    """A dependency's branch does not merge cleanly into a new issue branch: the issue is blocked (exit 1)."""
+
+    def __init__(self, issue_id: str, branch: str, other: str, order: list[str], files: list[str]) -> None:
+        shown = ", ".join(files[:8]) + (f" and {len(files) - 8} more" if len(files) > 8 else "")
+        super().__init__(
+            f"merging {other} into {branch} conflicts in {shown} (dependencies merged in order: "
+            f"{', '.join(order)}); settle the conflict on {other} and rerun"
+        )
+        self.issue_id = issue_id
+        self.other = other
+        self.files = files
+
+
+class BranchNotOurs(Refused):
+    """An issue branch exists that the orchestrator did not create: refused unless --adopt (exit 1)."""
+
+
+class DependencyNotPassed(Refused):
+    """`--issue X` while a dependency of X has not passed: refused unless --ignore-deps (exit 1)."""

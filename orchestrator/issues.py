@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,17 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _FENCE = re.compile(r"^(---|\.\.\.)[ \t]*$")
 _HEADING = re.compile(r"^#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 _NATURAL = re.compile(r"(\d+)")
+EXPECT_CHANGES = "expect_changes"
+_BOOLEANS = {
+    "true": True,
+    "yes": True,
+    "on": True,
+    "1": True,
+    "false": False,
+    "no": False,
+    "off": False,
+    "0": False,
+}
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,7 @@ class Issue:
     depends_on: tuple[str, ...]
     body: str
     fields: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    expect_changes: bool = True  # `expect_changes: false`: a dev phase that changes nothing is fine
 
 
 def natural_key(issue_id: str) -> tuple[tuple[int, int | str], ...]:
@@ -127,6 +140,9 @@ def parse_issue(path: Path, repo: Path, config: IssuesConfig) -> Issue:
     milestones = _as_strings(
         fields.get(config.milestone_field), where=f"{rel}: {config.milestone_field}", split=False
     )
+    expect = fields.get(EXPECT_CHANGES, "true")
+    if not isinstance(expect, str) or expect.strip().lower() not in _BOOLEANS:
+        raise UsageError(f"{rel}: {EXPECT_CHANGES}: must be true or false, got {expect!r}")
     depends: list[str] = []
     for name in config.depends_fields:
         for dep in _as_strings(fields.get(name), where=f"{rel}: {name}", split=True):
@@ -140,6 +156,7 @@ def parse_issue(path: Path, repo: Path, config: IssuesConfig) -> Issue:
         depends_on=tuple(depends),
         body=body.strip("\n"),
         fields=fields,
+        expect_changes=_BOOLEANS[expect.strip().lower()],
     )
 
 
@@ -158,6 +175,43 @@ def load_issues(repo: Path, config: IssuesConfig) -> list[Issue]:
             raise UsageError(f"issue id {issue.id!r} is used by both {other} and {path.relative_to(repo)}")
         issues[issue.id] = issue
     return sorted(issues.values(), key=lambda i: natural_key(i.id))
+
+
+def resolve_dependencies(issues: list[Issue]) -> tuple[list[Issue], list[str]]:
+    """Each dependency as the issue it means, and a note for every one read leniently or dropped.
+
+    `depends_on: 7` in a repository whose issue is `007`: no issue has the id exactly, one has it as
+    a number, so it is that issue (noted). An id no issue has (or several have as a number) cannot be
+    waited for; it is dropped with a warning rather than silently.
+    """
+    ids = {issue.id for issue in issues}
+    numeric: dict[int, list[str]] = {}
+    for issue_id in ids:
+        if issue_id.isdigit():
+            numeric.setdefault(int(issue_id), []).append(issue_id)
+    notes: list[str] = []
+    resolved: list[Issue] = []
+    for issue in issues:
+        depends: list[str] = []
+        for dep in issue.depends_on:
+            meant = dep
+            if dep not in ids:
+                matches = sorted(numeric.get(int(dep), []), key=natural_key) if dep.isdigit() else []
+                if len(matches) == 1:
+                    meant = matches[0]
+                    notes.append(f"issue {issue.id}: depends on {dep}, read as issue {meant}")
+                else:
+                    which = f" (several issues: {', '.join(matches)})" if matches else ""
+                    notes.append(
+                        f"issue {issue.id}: depends on {dep}, which names no issue{which}; not waited for "
+                        "(fix the id in its front matter)"
+                    )
+                    continue
+            if meant not in depends:
+                depends.append(meant)
+        changed = tuple(depends) != issue.depends_on
+        resolved.append(dataclasses.replace(issue, depends_on=tuple(depends)) if changed else issue)
+    return resolved, notes
 
 
 def select(issues: list[Issue], *, milestone: str, only: list[str] | None = None) -> list[Issue]:

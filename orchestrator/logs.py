@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 _ATTEMPT = re.compile(r"attempt-(\d+)$")
-_CYCLE = re.compile(r"cycle-(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -70,29 +69,6 @@ class LogLayout:
                 return AttemptPaths(candidate, number)
             except FileExistsError:
                 number += 1
-
-    def latest_result(self, issue_id: str, phase: str) -> dict[str, Any] | None:
-        """The newest result.json of a phase across cycles and attempts (what a resumed fix works on)."""
-        best: tuple[int, int] | None = None
-        best_path: Path | None = None
-        for cycle_dir in self.issue_dir(issue_id).glob("cycle-*"):
-            cycle_match = _CYCLE.match(cycle_dir.name)
-            if not cycle_match:
-                continue
-            for attempt_dir in (cycle_dir / phase).glob("attempt-*"):
-                attempt_match = _ATTEMPT.match(attempt_dir.name)
-                if not attempt_match or not (attempt_dir / "result.json").is_file():
-                    continue
-                key = (int(cycle_match.group(1)), int(attempt_match.group(1)))
-                if best is None or key > best:
-                    best, best_path = key, attempt_dir / "result.json"
-        if best_path is None:
-            return None
-        try:
-            loaded = json.loads(best_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return loaded if isinstance(loaded, dict) else None
 
     @property
     def summary(self) -> Path:

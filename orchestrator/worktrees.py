@@ -1,9 +1,11 @@
 """One git worktree per issue, on a branch named after it, git writes serialized.
 
-A worktree outlives a crash: the next run finds it through `git worktree list` (or finds the branch
-and checks it out again) and adopts it, so an issue continues on the commits it already has. Passed
-issues lose their worktree but keep their branch (the branch is the deliverable); capped or failed
-issues keep both, for a human to look at.
+A new branch starts from the HEAD the run started with, plus its dependencies' passed branches
+merged in dependency order, so an issue builds on the code it depends on (a merge that conflicts is
+undone and reported: the issue is blocked). A worktree outlives a crash: the next run finds it
+through `git worktree list` (or finds the branch and checks it out again) and adopts it, so an issue
+continues on the commits it already has. Passed issues lose their worktree but keep their branch (the
+branch is the deliverable); capped or failed issues keep both, for a human to look at.
 
 Writes that touch shared repository state (worktree add/remove/prune, the index of a worktree, refs)
 go one at a time through an asyncio lock: the issues of one run are tasks of one process, and a
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from kernel.errors import UsageError
 from orchestrator.config import WorktreesConfig
-from orchestrator.errors import GitError
+from orchestrator.errors import GitError, MergeConflict
 from orchestrator.git import NO_OPTIONAL_LOCKS, git, git_failure, git_ok, run_git
 
 _FALLBACK_IDENTITY = {
@@ -39,7 +41,7 @@ class Worktree:
     path: Path
     branch: str
     adopted: bool  # it existed before this call: left by a crashed or earlier run
-    forked_from: str | None = None  # known when we created it; else found with merge-base
+    forked_from: str | None = None  # known when we created it (after merging its dependencies)
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,20 @@ class Worktrees:
                 prunable = True
         return found
 
-    async def ensure(self, issue_id: str) -> Worktree:
-        """The issue's worktree: the existing one (adopted) or a new one from the current HEAD."""
+    async def existing_branches(self) -> set[str]:
+        """Issue branches (`<prefix><id>`) that exist now, as issue ids."""
+        out = await git(
+            "for-each-ref", "--format=%(refname:short)", f"refs/heads/{self.prefix}", cwd=self.repo
+        )
+        return {line[len(self.prefix) :] for line in out.splitlines() if line.startswith(self.prefix)}
+
+    async def ensure(self, issue_id: str, *, merge: list[str] | None = None) -> Worktree:
+        """The issue's worktree: the existing one (adopted), its branch checked out again, or a new one.
+
+        A new branch starts from the run's starting HEAD with `merge` (its dependencies' passed
+        branches, in dependency order) merged in; MergeConflict when one does not merge cleanly (the
+        new branch and worktree are removed again, so a later run retries from scratch).
+        """
         branch = self.branch_for(issue_id)
         ensure_ignored(self.repo, self.root)
         async with self.lock:
@@ -162,18 +176,55 @@ class Worktrees:
             args = ("worktree", "add", "-q", "-b", branch, str(path), self.start_head)
             code, _, err = await run_git(*args, cwd=self.repo)
             if code == 0:
-                return Worktree(issue_id, path, branch, adopted=False, forked_from=self.start_head)
+                wt = Worktree(issue_id, path, branch, adopted=False, forked_from=self.start_head)
+                return await self._merge_dependencies(wt, merge or [])
             if "already exists" not in err:
                 raise git_failure(args, self.repo, code, err)
             # The branch outlived its worktree (removed by hand, or a crash): check it out again.
             await git("worktree", "add", "-q", str(path), branch, cwd=self.repo)
             return Worktree(issue_id, path, branch, adopted=True)
 
+    async def _merge_dependencies(self, wt: Worktree, branches: list[str]) -> Worktree:
+        """Merge each dependency branch into the new branch, in order; the result is where it forks."""
+        if not branches:
+            return wt
+        env = await self._commit_env()
+        for other in branches:
+            message = f"{wt.issue_id}: start from {other}"
+            args = (
+                "-c",
+                "commit.gpgsign=false",
+                "merge",
+                "--no-ff",
+                "--no-edit",
+                "--no-verify",
+                "-m",
+                message,
+                other,
+            )
+            code, out, err = await run_git(*args, cwd=wt.path, env=env)
+            if code == 0:
+                continue
+            conflicted = await git("diff", "--name-only", "--diff-filter=U", cwd=wt.path, check=False)
+            await run_git("merge", "--abort", cwd=wt.path)
+            await git("worktree", "remove", "--force", str(wt.path), cwd=self.repo)
+            await git("branch", "-D", wt.branch, cwd=self.repo)
+            files = conflicted.split() if conflicted else []
+            if not files:  # not a conflict: git itself failed
+                raise git_failure(args, wt.path, code, err or out)
+            raise MergeConflict(wt.issue_id, wt.branch, other, branches, files)
+        head = await git("rev-parse", "HEAD", cwd=wt.path)
+        return Worktree(wt.issue_id, wt.path, wt.branch, adopted=False, forked_from=head)
+
     async def base(self, wt: Worktree) -> str:
-        """Where the issue's branch forked from the repository's HEAD: what a review diffs against."""
+        """Where the issue's branch forked from the repository's HEAD: what a review diffs against.
+
+        Known when the branch was made here (recorded in the run); for an adopted branch without that
+        record, its merge-base with the run's starting HEAD.
+        """
         if wt.forked_from is not None:
             return wt.forked_from
-        return await git("merge-base", "HEAD", wt.branch, cwd=self.repo)
+        return await git("merge-base", self.start_head, wt.branch, cwd=self.repo)
 
     async def head(self, wt: Worktree) -> str:
         return await git("rev-parse", "HEAD", cwd=wt.path)
@@ -182,11 +233,41 @@ class Worktrees:
         out = await git("status", "--porcelain", "--untracked-files=all", cwd=wt.path, env=NO_OPTIONAL_LOCKS)
         return bool(out)
 
-    async def discard(self, wt: Worktree) -> None:
-        """Back to the last commit: an interrupted or failed attempt's half-done edits are dropped."""
+    async def discard(self, wt: Worktree, to: str = "HEAD") -> None:
+        """Back to commit `to` (the last one by default): an attempt's edits and commits are dropped."""
         async with self.lock:
-            await git("reset", "-q", "--hard", "HEAD", cwd=wt.path)
+            await git("reset", "-q", "--hard", to, cwd=wt.path)
             await git("clean", "-fdq", cwd=wt.path)
+
+    async def changes(self, wt: Worktree, since: str) -> list[str]:
+        """Files that differ from commit `since`: edited, added or deleted, committed or not.
+
+        One `git status` answers both whether anything is uncommitted and where HEAD is now; only
+        when HEAD moved (something committed) does a diff name the committed files.
+        """
+        out = await git(
+            "status",
+            "--porcelain=v2",
+            "--branch",
+            "--untracked-files=all",
+            cwd=wt.path,
+            env=NO_OPTIONAL_LOCKS,
+        )
+        files: list[str] = []
+        head = since
+        for line in out.splitlines():
+            if line.startswith("# branch.oid "):
+                head = line.split()[2]
+            elif line.startswith(("1 ", "u ")):
+                files.append(line.split(" ", 8 if line[0] == "1" else 10)[-1])
+            elif line.startswith("2 "):
+                files.append(line.split(" ", 9)[-1].split("\t")[0])
+            elif line.startswith("? "):
+                files.append(line[2:])
+        if not head.startswith(since) and not since.startswith(head):
+            committed = await git("diff", "--name-only", since, head, cwd=wt.path)
+            files.extend(f for f in committed.splitlines() if f not in files)
+        return files
 
     async def _commit_env(self) -> dict[str, str]:
         if self._identity is None:
@@ -195,16 +276,13 @@ class Worktrees:
             self._identity = {} if has_email and has_name else dict(_FALLBACK_IDENTITY)
         return self._identity
 
-    async def commit(self, wt: Worktree, message: str, *, expect_changes: bool = True) -> str | None:
+    async def commit(self, wt: Worktree, message: str) -> str | None:
         """Commit everything the agent changed; the new commit's (abbreviated) id, or None if unchanged.
 
-        `expect_changes=False` (a review) first asks `git status`, so an unchanged worktree costs
-        one read and no lock. Hooks and signing are skipped: these are bookkeeping commits of an
-        agent's work, and a hook that blocks them would stall the loop (the review judges quality).
+        Hooks and signing are skipped: these are bookkeeping commits of an agent's work, and a hook
+        that blocks them would stall the loop (the review judges quality).
         """
         env = await self._commit_env()
-        if not expect_changes and not await self.dirty(wt):
-            return None
         args = ("-c", "commit.gpgsign=false", "commit", "--no-verify", "-m", message)
         async with self.lock:
             await git("add", "-A", cwd=wt.path)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from kernel import clock
+from kernel import clock, proctree
 from kernel import queries as q
 from kernel.db import write_tx
 from kernel.dispatch import procs, records
@@ -78,7 +78,7 @@ def _end_processes(info: records.ProcessInfo, grace_s: float) -> bool:
     if pgid and procs.owns_group(pgid, info.pid_start if pgid == info.pid else None):
         return procs.end_group(pgid, grace_s)
     if info.pid and procs.is_alive(info.pid, info.pid_start):
-        return procs.end_pids([info.pid], grace_s)
+        return proctree.end_pids([info.pid], grace_s)
     return False
 
 
@@ -241,10 +241,13 @@ def begin_external(
     command: list[str] | None = None,
     output_file: str | os.PathLike[str] | None = None,
     pid: int | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Dispatch:
     """Record a dispatch whose process the caller runs itself: created `running` (events spawned, running).
 
     One write transaction: the row, both events and the admission check land together or not at all.
+    `metadata` (a JSON object) is the caller's structured description of the dispatch, e.g. the
+    orchestrator's loop position.
 
     The calling process is recorded as its owner: should it die before `finish`, `poll` fails the
     dispatch. Admission (run state, enforced budget, `--max-agents`, portfolio slot) is the same as
@@ -275,6 +278,7 @@ def begin_external(
                 conn, dispatch_id=dispatch_id, scope_id=scope_id, project_dir=str(project),
                 agent_type=agent_type, name=name, model=model, prompt_file=None, output_file=output,
                 command=command, timeout_s=None, spawned_payload={**owner, "external": True},
+                metadata=metadata,
             )  # fmt: skip
             records.mark_running_in_tx(conn, dispatch_id, pid, {"pid_start": pid_start, **owner})
             return get(conn, dispatch_id)
@@ -297,12 +301,14 @@ def finish(
     output_tokens: int | None = None,
     cache_tokens: int | None = None,
     cost_usd: float | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Dispatch:
     """Record the end of a dispatch (`completed|failed|timeout|cancelled`) with its tokens.
 
     Terminal is final: on a dispatch already ended (e.g. killed meanwhile) the stored status is kept
     and the returned row says so; tokens and a missing exit code are still recorded. Token figures
-    not given keep their stored values.
+    not given keep their stored values; `metadata`, when given, replaces the stored metadata in the
+    same transaction.
     """
     given = (input_tokens, output_tokens, cache_tokens, cost_usd)
     usage = None
@@ -314,5 +320,7 @@ def finish(
             cache_tokens=row.cache_tokens if cache_tokens is None else cache_tokens,
             cost_usd=cost_usd,
         )
-    final, _ = records.finish(conn, dispatch_id, status, exit_code=exit_code, error=error, usage=usage)
+    final, _ = records.finish(
+        conn, dispatch_id, status, exit_code=exit_code, error=error, usage=usage, metadata=metadata
+    )
     return final

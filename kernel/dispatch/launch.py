@@ -5,7 +5,8 @@ the agent's launch spec (argv, cwd, environment additions, output file, stdin fi
 data behind a 4-byte length (the same interpreter reads it back; no JSON decoder, hence no `re`, on
 this path). This module then:
 
-1. becomes a child subreaper (before the agent exists, so even an instant double-fork is adopted);
+1. becomes a child subreaper (`kernel.proctree`; before the agent exists, so even an instant
+   double-fork is adopted);
 2. forks the agent into its own session and process group (stdin the prompt file for a built-in
    agent command, else /dev/null; stdout and stderr to the output file; SIGPIPE/SIGXFSZ back to
    their defaults) and learns through a close-on-exec pipe whether the exec worked;
@@ -33,7 +34,6 @@ TYPE_CHECKING = False  # `typing` is not imported on this path; mypy reads the n
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-PR_SET_CHILD_SUBREAPER = 36
 EXEC_FAILED = 127
 
 
@@ -90,19 +90,6 @@ def start_time(pid: int) -> int | None:
         return None
     fields = raw[raw.rfind(b")") + 2 :].split()
     return int(fields[19]) if len(fields) > 19 else None
-
-
-def become_subreaper() -> str | None:
-    """Orphans of the agent's tree are re-parented here (Linux), so they are reaped and can be ended."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-            return f"prctl failed: {os.strerror(ctypes.get_errno())}"
-    except (OSError, AttributeError) as exc:  # not Linux: orphans go to init as usual
-        return str(exc)
-    return None
 
 
 def _read_exactly(fd: int, size: int) -> bytes:
@@ -247,6 +234,8 @@ def _after_supervisor_death(
 
 
 def launch(db_path: str, dispatch_id: str) -> Launched:
+    from kernel.proctree import become_subreaper
+
     subreaper_error = become_subreaper()
     spec = read_spec()
     started = time.monotonic()

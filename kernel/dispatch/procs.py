@@ -1,8 +1,9 @@
-"""What `/proc` says about a process, a process group or a process tree, and how to end them for sure.
+"""What `/proc` says about a process or a process group, and how to end a group for sure.
 
 A pid alone is not an identity: after a process dies the number is reused. Every pid the kernel
 records is paired with its start time (field 22 of /proc/<pid>/stat), and nothing is signalled
-unless both still match, so a stale row can never make `ic` kill an unrelated process.
+unless both still match, so a stale row can never make `ic` kill an unrelated process. Process
+*trees* (descendants that left the group, a child subreaper) are `kernel.proctree`'s.
 """
 
 from __future__ import annotations
@@ -77,26 +78,6 @@ def group_members(pgid: int) -> list[int]:
     return [p.pid for p in _all() if p.pgrp == pgid and not p.is_zombie]
 
 
-def descendants(root: int, keep: frozenset[int] | set[int] = frozenset()) -> list[int]:
-    """Live processes below `root` in the process tree, whatever their group or session.
-
-    A subtree in `keep` is left out entirely (the supervisor's watchdog).
-    """
-    children: dict[int, list[ProcStat]] = {}
-    for entry in _all():
-        children.setdefault(entry.ppid, []).append(entry)
-    found: list[int] = []
-    todo = [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child.pid in keep or child.pid == root:
-                continue
-            if not child.is_zombie:
-                found.append(child.pid)
-            todo.append(child.pid)
-    return found
-
-
 class Snapshot:
     """The live processes at one moment, for questions about many records at once (one /proc scan)."""
 
@@ -152,46 +133,6 @@ def end_group(pgid: int, grace_s: float) -> bool:
     _signal_group(pgid, signal.SIGKILL)
     _wait_group_gone(pgid, time.monotonic() + 5.0)
     return True
-
-
-def _signal_pids(pids: list[int], sig: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def end_pids(pids: list[int], grace_s: float) -> bool:
-    """TERM these processes, KILL those left after `grace_s`; True if any was still alive.
-
-    For processes that are not the members of one group (descendants that left the agent's group):
-    each pid was seen alive a moment ago, and is checked again before every signal.
-    """
-    alive = [pid for pid in pids if is_alive(pid, None)]
-    if not alive:
-        return False
-    _signal_pids(alive, signal.SIGTERM)
-    _signal_pids(alive, signal.SIGCONT)
-    deadline = time.monotonic() + grace_s
-    delay = 0.01
-    while (alive := [pid for pid in alive if is_alive(pid, None)]) and time.monotonic() < deadline:
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
-    _signal_pids(alive, signal.SIGKILL)
-    return True
-
-
-def end_descendants(root: int, grace_s: float, keep: frozenset[int] | set[int] = frozenset()) -> bool:
-    """End every process below `root` (but `keep`); repeated, as a dying process may fork once more."""
-    ended = False
-    for _ in range(5):
-        found = descendants(root, keep)
-        if not found:
-            break
-        ended = end_pids(found, grace_s) or ended
-        time.sleep(0.01)
-    return ended
 
 
 def owns_group(pid: int | None, start: int | None) -> bool:

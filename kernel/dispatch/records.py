@@ -84,16 +84,17 @@ def insert(
     command: list[str] | None,
     timeout_s: float | None,
     spawned_payload: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Dispatch:
     """Insert a `spawned` row and its event; must run inside the caller's write transaction."""
     now = clock.now()
     conn.execute(
         "INSERT INTO dispatches (id, scope_id, project_dir, agent_type, name, model, prompt_file, "
-        "output_file, command, status, timeout_s, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'spawned', ?, ?, ?)",
+        "output_file, command, status, timeout_s, created_at, updated_at, metadata) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'spawned', ?, ?, ?, ?)",
         (
             dispatch_id, scope_id, project_dir, agent_type, name, model, prompt_file, output_file,
-            None if command is None else json.dumps(command), timeout_s, now, now,
+            None if command is None else json.dumps(command), timeout_s, now, now, json_object_text(metadata),
         ),
     )  # fmt: skip
     payload = {"agent_type": agent_type, "name": name, "model": model, "timeout_s": timeout_s}
@@ -102,6 +103,15 @@ def insert(
         reason=name, dispatch_id=dispatch_id, payload={**payload, **(spawned_payload or {})}, timestamp=now,
     )  # fmt: skip
     return get(conn, dispatch_id)
+
+
+def json_object_text(metadata: dict[str, Any] | None) -> str | None:
+    """A dispatch's `metadata` as stored: a JSON object (keys sorted) or NULL."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise UsageError("dispatch metadata must be a JSON object")
+    return json.dumps(metadata, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 def mark_running(
@@ -183,17 +193,21 @@ def finish(
     error: str | None = None,
     usage: TokenUsage | None = None,
     release: bool = True,
+    metadata: dict[str, Any] | None = None,
 ) -> tuple[Dispatch, bool]:
     """Move a dispatch to a terminal status; (row, True) if this call made the transition.
 
     On an already-terminal dispatch the status and error stay; a missing exit code or end time is
     filled in and reported tokens are recorded. Tokens re-check the run's budget in the same
-    transaction. The portfolio slot is given back after the commit by whoever made the transition.
+    transaction. `metadata`, when given, replaces the stored metadata (what the caller concluded
+    about the dispatch lands with its end). The portfolio slot is given back after the commit by
+    whoever made the transition.
     """
     if status not in TERMINAL:
         raise UsageError(f"{status!r} is not a terminal dispatch status ({', '.join(sorted(TERMINAL))})")
     if usage is not None:
         validate_usage(usage)
+    stored_metadata = json_object_text(metadata)
     with write_tx(conn):
         row = get(conn, dispatch_id)
         now = clock.now()
@@ -210,6 +224,8 @@ def finish(
                 "updated_at = ? WHERE id = ?",
                 (exit_code, now, now, dispatch_id),
             )
+        if metadata is not None:
+            conn.execute("UPDATE dispatches SET metadata = ? WHERE id = ?", (stored_metadata, dispatch_id))
         if usage is not None:
             _write_tokens(conn, row, usage, now)
         if changed:

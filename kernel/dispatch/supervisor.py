@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from kernel import db as kdb
+from kernel import proctree
 from kernel.dispatch import agents, procs, records
 from kernel.dispatch.agents.output import describe_exit
 from kernel.dispatch.launch import Launched
@@ -238,7 +239,7 @@ class Supervisor:
         # process (escaped with setsid, adopted as orphans); the watchdog alone stays until disarmed.
         procs.end_group(self.pid, LEFTOVER_GRACE_S)
         keep = {self.agent.watchdog_pid} if self.agent.watchdog_pid else set()
-        procs.end_descendants(os.getpid(), LEFTOVER_GRACE_S, keep=keep)
+        proctree.end_descendants(os.getpid(), LEFTOVER_GRACE_S, keep=keep)
         reap_children(self.pid)
         code = os.waitstatus_to_exitcode(wait_status)
         said = agents.read_output(self.row.agent_type, self.row.output_file) if self.row.output_file else None
@@ -306,9 +307,9 @@ def after_supervisor_death(
     """
     ended = False
     if procs.owns_group(pid, start):
-        stragglers = procs.descendants(pid)
+        stragglers = proctree.descendants(pid)
         ended = procs.end_group(pid, TIMEOUT_GRACE_S)
-        ended = procs.end_pids(stragglers, LEFTOVER_GRACE_S) or ended
+        ended = proctree.end_pids(stragglers, LEFTOVER_GRACE_S) or ended
     error = records.died_error("supervisor", supervisor_pid, ended_by="its watchdog" if ended else None)
     sys.stderr.write(f"watchdog[{os.getpid()}]: {error}\n")
     try:

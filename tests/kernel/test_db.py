@@ -141,7 +141,8 @@ def test_init_racing_another_init_succeeds(tmp_path: Path) -> None:
     proj = Project(tmp_path)
     proj.db.parent.mkdir()
     proj.db.touch()
-    number, migration = kdb._migration_files()[0]
+    migrations = kdb._migration_files()  # the other init applies every one of them
+    number = migrations[-1][0]
     other = (
         "import sqlite3, sys\n"
         f"c = sqlite3.connect({str(proj.db)!r}, isolation_level=None)\n"
@@ -150,11 +151,12 @@ def test_init_racing_another_init_succeeds(tmp_path: Path) -> None:
         "print('locked', flush=True)\n"
         "sys.stdin.readline()\n"
         "statement = ''\n"
-        f"for line in open({str(migration)!r}):\n"
-        "    statement += line\n"
-        "    if sqlite3.complete_statement(statement):\n"
-        "        c.execute(statement)\n"
-        "        statement = ''\n"
+        f"for path in {[str(path) for _, path in migrations]!r}:\n"
+        "    for line in open(path):\n"
+        "        statement += line\n"
+        "        if sqlite3.complete_statement(statement):\n"
+        "            c.execute(statement)\n"
+        "            statement = ''\n"
         f"c.execute('PRAGMA user_version = {number}')\n"
         "c.execute('COMMIT')\n"
     )

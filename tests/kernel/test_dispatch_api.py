@@ -74,6 +74,25 @@ def test_begin_external_writes_in_one_transaction(project: Project) -> None:
     assert row.status == "running"
 
 
+def test_dispatch_metadata_is_stored_at_begin_and_replaced_at_finish(project: Project) -> None:
+    conn = project.connect()
+    try:
+        position = {"orchestrator": {"issue": "7", "phase": "review", "cycle": 1, "attempt": 2}}
+        row = api.begin_external(conn, project_dir=project.dir, agent_type="codex", metadata=position)
+        assert row.metadata == position
+        with pytest.raises(UsageError, match="metadata must be a JSON object"):
+            api.finish(conn, row.id, status="completed", metadata=["not", "an", "object"])  # type: ignore[arg-type]
+        assert api.get(conn, row.id).status == "running"  # the refused finish wrote nothing
+        concluded = {"orchestrator": {**position["orchestrator"], "verdict": {"status": "pass"}}}
+        done = api.finish(conn, row.id, status="completed", exit_code=0, metadata=concluded)
+        assert (done.status, done.metadata) == ("completed", concluded)
+        untouched = api.finish(conn, row.id, status="failed")  # no metadata given: the stored one stays
+        assert untouched.metadata == concluded
+        assert api.get(conn, row.id).to_json()["metadata"] == concluded
+    finally:
+        conn.close()
+
+
 def test_poll_fails_an_external_dispatch_whose_owner_died_without_finishing(project: Project) -> None:
     # The owner is another process that records the start and exits without `finish`.
     script = (

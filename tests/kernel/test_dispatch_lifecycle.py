@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from kernel import proctree
 from kernel.dispatch import procs
 from tests.conftest import Project
 from tests.fixtures.dispatching import (
@@ -271,7 +272,7 @@ def test_dead_supervisor_is_reconciled_by_poll_without_guessing_an_exit_code(
     info = process_info(proj, spawned["id"])
     assert info.supervisor_pid is not None and info.pid == spawned["pid"]
     # Supervisor and watchdog die together (`kill -9 -1`, the OOM killer): only `poll` is left.
-    watchdog = [pid for pid in procs.descendants(info.supervisor_pid) if pid != spawned["pid"]]
+    watchdog = [pid for pid in proctree.descendants(info.supervisor_pid) if pid != spawned["pid"]]
     assert len(watchdog) == 1
     os.kill(watchdog[0], signal.SIGKILL)
     os.kill(info.supervisor_pid, signal.SIGKILL)

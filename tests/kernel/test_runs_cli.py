@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from kernel import runs
+from kernel.errors import Refused, UsageError
 from kernel.model import Run
 from kernel.phase import DEFAULT_CHAIN
 from tests.conftest import Project, default_sigint, hold_lock, ic_executable, release
@@ -422,6 +423,28 @@ def test_fail_run_is_final_and_recorded(project: Project) -> None:
     last = events_of(project, run_id)[-1]
     assert (last["type"], last["reason"]) == ("fail", "review capped")
     one_line_error(project.ic("run", "cancel", run_id), 1, "failed")
+
+
+def test_block_records_why_a_run_waits_and_the_next_move_supersedes_it(project: Project) -> None:
+    run_id = create(project, '--phases=["queued","dev","done"]')
+    conn = project.connect()
+    try:
+        with pytest.raises(UsageError, match="a block needs a reason"):
+            runs.block(conn, run_id, reason=" ")
+        run = runs.block(conn, run_id, reason="dependency 3 did not pass", payload={"waits_for": ["3"]})
+        assert (run.status, run.phase) == ("active", "queued")  # it stays where it is
+        last = events_of(project, run_id)[-1]
+        assert (last["source"], last["type"], last["from_state"], last["to_state"], last["reason"]) == (
+            "phase", "block", "queued", "dev", "dependency 3 did not pass",
+        )  # fmt: skip
+        assert last["payload"] == {"waits_for": ["3"]}
+        runs.advance(conn, run_id, disable_gates=True)  # the dependency passed: the run moves on
+        assert events_of(project, run_id)[-1]["type"] == "advance"
+        runs.fail_run(conn, run_id, reason="broken")
+        with pytest.raises(Refused, match="is failed; cannot block it"):
+            runs.block(conn, run_id, reason="too late")
+    finally:
+        conn.close()
 
 
 # -- current -------------------------------------------------------------------------------------------

@@ -65,6 +65,33 @@ def test_codex_turn_failed_and_an_error_as_the_final_event_are_failures() -> Non
     assert last.failure is not None and last.failure.startswith("unexpected status 401 Unauthorized")
 
 
+def test_command_results_that_disagree_are_a_conflict_and_repeats_are_not() -> None:
+    same = '{"type": "result", "result": {"status": "pass", "findings": []}}'
+    other = '{"type": "result", "result": {"status": "fail", "findings": ["x"]}}'
+    assert not feed("command", [same, same]).structured_conflict
+    both = feed("command", [other, same])
+    assert both.structured_conflict and both.structured == {"status": "pass", "findings": []}
+
+
+def test_a_refused_login_is_an_auth_failure_and_a_retry_naming_it_is_not() -> None:
+    assert read("codex", "codex_error_last.jsonl").auth_failed  # "unexpected status 401 Unauthorized"
+    assert not read("codex", "codex_exec_failed.jsonl").auth_failed  # a stream failure: worth a retry
+    retried = feed(
+        "codex",
+        [
+            '{"type":"error","message":"Reconnecting... 1/5 (unexpected status 401 Unauthorized)"}',
+            '{"type":"turn.completed","usage":{"input_tokens":1,"cached_input_tokens":0,"output_tokens":1}}',
+        ],
+    )
+    assert (retried.failure, retried.auth_failed) == (None, False)
+    claude = read("claude", "claude_auth_failed.jsonl")
+    assert (claude.failure, claude.auth_failed) == ("Invalid API key · Please run /login", True)
+    assert not read("claude", "claude_error_max_turns.json").auth_failed
+    command = feed("command", ['{"type": "error", "message": "token expired", "auth": true}'])
+    assert (command.failure, command.auth_failed) == ("token expired", True)
+    assert not feed("command", ['{"type": "error", "message": "disk full"}']).auth_failed
+
+
 def test_codex_structured_result_is_the_final_message_decoded_only_when_a_schema_was_given() -> None:
     lines = (FIXTURES / "codex_structured.jsonl").read_text().splitlines()
     with_schema = feed("codex", lines, structured=True)

@@ -38,7 +38,10 @@ def runner_config(
         head = f'kind = "command"\ncommand = {argv}\n'
     else:
         head = f'kind = "{shape}"\nexecutable = {argv}\n'
-    timing = f'timeout = "{timeout}"\nstall = "{stall}"\nkill_grace = "0.5s"\nretries = {retries}\n'
+    timing = (
+        f'timeout = "{timeout}"\nstall = "{stall}"\nkill_grace = "0.5s"\nretries = {retries}\n'
+        'retry_backoff = "0.1s"\n'
+    )
     return f"[runner]\n{head}{timing}{extra}"
 
 

@@ -39,6 +39,7 @@ EXPECTED: dict[tuple[str, str], Figures] = {
     ("claude_cache_denials.jsonl", "claude"): (25 + 3200, 1850, 41000, 0.0932),
     ("claude_structured.json", "claude"): (6 + 812, 342, 20480, 0.0214),
     ("claude_truncated.jsonl", "claude"): NOTHING,
+    ("claude_auth_failed.jsonl", "claude"): (0, 0, 0, 0.0),  # a refused login reports zero usage
     # command: usage lines are increments in the kernel's meaning and add up.
     ("command_protocol.jsonl", "command"): (1200 + 300, 300 + 100, 800 + 0, 0.01),
     ("garbage.txt", "codex"): NOTHING,
@@ -83,7 +84,8 @@ def through_the_orchestrator(tmp_path: Path, kind: str) -> dict[tuple[str, str],
     fixtures = [fixture for fixture, k in EXPECTED if k == kind]
     (tmp_path / kind).mkdir()
     repo = make_repo(tmp_path / kind)
-    repo.config(runner_config(kind, extra="[loop]\njobs = 4\n"))
+    # every issue at once: a refused login (claude_auth_failed) stops the run from starting more
+    repo.config(runner_config(kind, extra=f"[loop]\njobs = {len(fixtures)}\n"))
     for i, fixture in enumerate(fixtures):
         repo.issue(f"f{i}", title=fixture)
     repo.commit()

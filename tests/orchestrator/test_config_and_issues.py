@@ -11,7 +11,7 @@ from kernel.errors import UsageError
 from orchestrator import dag
 from orchestrator.config import EXAMPLE, Config, IssuesConfig, load_config, parse_config
 from orchestrator.errors import ConfigMissing, CycleError
-from orchestrator.issues import Issue, load_issues, natural_key, parse_issue, select
+from orchestrator.issues import Issue, load_issues, natural_key, parse_issue, resolve_dependencies, select
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -209,6 +209,20 @@ def test_dependency_outside_the_selection_is_external(tmp_path: Path) -> None:
     issues = make(tmp_path, {"1": "99", "2": "1"})
     planned = dag.plan(issues)
     assert [(e.issue.id, e.waits_for, e.external) for e in planned] == [("1", (), ("99",)), ("2", ("1",), ())]
+
+
+def test_dependencies_resolve_numerically_when_unambiguous_and_are_noted(tmp_path: Path) -> None:
+    issues = make(tmp_path, {"007": "", "07": "", "9": "", "10": "009", "11": "7, 9, x-1, 9"})
+    resolved, notes = resolve_dependencies(issues)
+    by_id = {i.id: i.depends_on for i in resolved}
+    assert by_id["10"] == ("9",) and by_id["11"] == ("9",)  # duplicates folded, the rest dropped
+    assert notes == [
+        "issue 10: depends on 009, read as issue 9",
+        "issue 11: depends on 7, which names no issue (several issues: 007, 07); not waited for (fix the "
+        "id in its front matter)",
+        "issue 11: depends on x-1, which names no issue; not waited for (fix the id in its front matter)",
+    ]
+    assert resolve_dependencies(resolved) == (resolved, [])  # resolved once, nothing left to note
 
 
 def test_cycle_is_reported_with_its_members_only(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kernel.dispatch import procs
+from orchestrator.review import VERDICT_SCHEMA
 from tests.orchestrator.conftest import Repo, runner_config
 
 FAIL = {
@@ -39,16 +40,28 @@ def test_pass_first_time_codex(repo: Repo) -> None:
     assert report["tokens"] == {"input": 200, "output": 40, "cache": 20}
     # the kernel: one completed run with the orchestrator's chain and metadata, one dispatch per phase
     (run,) = repo.runs()
-    assert (run.status, run.phase, run.phases) == ("completed", "done", ["dev", "review", "fix", "done"])
-    assert run.metadata == {"orchestrator": {"issue": "1", "milestone": "M1", "branch": "issue/1"}}
+    assert (run.status, run.phase, run.phases) == (
+        "completed", "done", ["queued", "dev", "review", "fix", "done"],
+    )  # fmt: skip
+    head = repo.git("rev-parse", "main")
+    assert run.metadata == {
+        "orchestrator": {"issue": "1", "milestone": "M1", "branch": "issue/1", "base": head, "merged": []}
+    }
     assert run.goal == "1: Add the widget"
     dispatches = sorted(repo.dispatches(run.id), key=lambda d: d.name or "")
     assert [(d.name, d.status, d.agent_type, d.input_tokens, d.output_tokens) for d in dispatches] == [
         ("1/dev/0/1", "completed", "codex", 100, 20),
         ("1/review/0/1", "completed", "codex", 100, 20),
     ]
+    # where each attempt stood, and the review's verdict, are the dispatch's structured metadata
+    dev, review = (d.metadata["orchestrator"] for d in dispatches if d.metadata)
+    assert {k: dev[k] for k in ("issue", "phase", "cycle", "attempt")} == {
+        "issue": "1", "phase": "dev", "cycle": 0, "attempt": 1,
+    }  # fmt: skip
+    assert review["verdict"] == {"status": "pass", "findings": [], "summary": None}
     assert repo.phase_events(run.id) == [
-        ("created", None, "dev"),
+        ("created", None, "queued"),
+        ("advance", "queued", "dev"),
         ("advance", "dev", "review"),
         ("skip", None, "fix"),
         ("skip", "review", "fix"),
@@ -70,13 +83,24 @@ def test_pass_first_time_codex(repo: Repo) -> None:
         prompt = (repo.dir / f".orchestrator/logs/1/cycle-0/{phase}/attempt-1/prompt.md").read_bytes()
         assert (call["stdin_size"], call["stdin_sha256"]) == (len(prompt), hashlib.sha256(prompt).hexdigest())
     assert calls[0]["cwd"] == str(repo.dir / ".orchestrator/worktrees/1")
-    assert calls[0]["argv"][3:] == ["exec", "--json", "--full-auto", "-"]
+    assert calls[0]["argv"][3:] == ["exec", "--json", "--sandbox", "workspace-write", "-"]
+    schema = str(repo.dir / ".orchestrator/logs/1/cycle-0/review/attempt-1/verdict.schema.json")
+    assert calls[1]["argv"][3:] == [
+        "exec",
+        "--json",
+        "--sandbox",
+        "read-only",
+        "--output-schema",
+        schema,
+        "-",
+    ]
     assert calls[0]["run_id"] == run.id
     # logs: raw output byte for byte and the parsed result, per issue/cycle/phase/attempt
     attempt = repo.dir / ".orchestrator/logs/1/cycle-0/review/attempt-1"
     assert '"type": "turn.completed"' in (attempt / "raw.log").read_text()
     parsed = json.loads((attempt / "result.json").read_text())
     assert parsed["verdict"] == {"status": "pass", "findings": [], "summary": None}
+    assert json.loads((attempt / "verdict.schema.json").read_text()) == VERDICT_SCHEMA
     assert "Add the widget" in (attempt / "prompt.md").read_text()
 
 
@@ -95,6 +119,7 @@ def test_fail_then_fix_then_pass_claude(repo: Repo) -> None:
     assert all(d.cost_usd == 0.001 for d in repo.dispatches(run.id))
     moves = [e for e in repo.phase_events(run.id) if e[0] in ("advance", "rollback")]
     assert moves == [
+        ("advance", "queued", "dev"),
         ("advance", "dev", "review"),
         ("advance", "review", "fix"),
         ("rollback", "fix", "review"),
@@ -229,7 +254,7 @@ def test_garbage_truncated_and_invalid_review_json(repo: Repo) -> None:
             "review (cycle 0) failed as infrastructure: no valid review verdict" in reports[issue]["reason"]
         )
         assert reports[issue]["fix_cycles"] == 0
-    assert "holds no JSON verdict" in reports["3"]["reason"]
+    assert 'gave no structured verdict (the {"type": "result"} line)' in reports["3"]["reason"]
     assert "invalid: status" in reports["4"]["reason"]
     assert not [c for c in repo.calls() if c["phase"] == "fix"]
     raw = (repo.dir / ".orchestrator/logs/2/cycle-0/review/attempt-1/raw.log").read_text()
@@ -252,7 +277,11 @@ def test_dependency_order_and_blocking(repo: Repo) -> None:
     assert result.code == 2
     assert [c["issue"] for c in repo.calls() if c["phase"] == "dev"] == ["2", "10", "3"]
     assert repo.outcomes() == {"2": "passed", "10": "passed", "3": "failed", "1": "blocked"}
-    assert repo.runs_of("1") == []
+    assert repo.summary()["issues"][3]["reason"] == "dependency 3 did not pass (3 failed)"
+    (blocked,) = repo.runs_of("1")  # Bigend shows the issue, blocked, with the reason
+    assert (blocked.status, blocked.phase) == ("active", "queued")
+    assert repo.phase_events(blocked.id) == [("created", None, "queued"), ("block", "queued", "dev")]
+    assert repo.dispatches(blocked.id) == []
 
 
 def test_dependency_cycle_exits_3_naming_its_members(repo: Repo) -> None:
@@ -303,7 +332,7 @@ def test_missing_and_invalid_config(repo: Repo) -> None:
     assert bad.code == 3
     assert bad.err == (
         "orchestrator: orchestrator.toml: runner.modle: unknown key (typo?); known keys here: kind, command, "
-        "executable, args, model, timeout, stall, kill_grace, retries, token_budget, env\n"
+        "executable, args, model, timeout, stall, kill_grace, retries, retry_backoff, token_budget, env\n"
     )
     repo.config('[runner]\nexecutable = ["/nonexistent/codex"]\n')
     absent = repo.cli("run", *where, "--milestone", "M1")

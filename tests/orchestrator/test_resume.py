@@ -47,7 +47,7 @@ def test_kill_9_in_the_middle_then_resume(repo: Repo) -> None:
     (run,) = repo.runs_of("2")
     assert (run.status, run.phase) == ("active", "dev")
     assert [d.status for d in repo.dispatches(run.id)] == ["running"]
-    assert procs.is_alive(agent, None)  # the orphaned agent outlived its orchestrator
+    assert wait_gone(agent)  # its reaper saw the orchestrator go and ended the agent: no orphan
 
     result = repo.orch("run", "--milestone", "M1")
     assert result.code == 0, result.err
@@ -61,12 +61,10 @@ def test_kill_9_in_the_middle_then_resume(repo: Repo) -> None:
     ]
     interrupted = next(d for d in repo.dispatches(run.id) if d.name == "2/dev/0/1")
     assert interrupted.error is not None
-    assert "died without recording a result" in interrupted.error
-    assert "agent's processes" in interrupted.error  # the kernel says it ended them (its own wording)
+    assert "owner process" in interrupted.error and "died without recording a result" in interrupted.error
     assert "adopted existing worktree" in result.out
     assert "discarded uncommitted changes of an interrupted attempt" in result.out
     assert "interrupted attempt 2/dev/0/1" in result.out
-    assert wait_gone(agent)
     assert "half-done.txt" not in repo.git("ls-tree", "-r", "--name-only", "issue/2")
     assert [c["issue"] for c in repo.calls() if c["phase"] == "dev"] == ["1", "2", "2"]
     assert (repo.dir / ".orchestrator/logs/2/cycle-0/dev/attempt-2/result.json").exists()
@@ -131,10 +129,11 @@ def test_a_third_ctrl_c_quits_at_once_and_the_next_run_cleans_up(repo: Repo) -> 
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "quitting at once; the next run cleans up after this one" in err
-    assert procs.is_alive(agent, None)  # left behind, as after a crash ...
+    assert wait_gone(agent)  # its reaper ended it (TERM ignored: KILL after the grace) ...
+    (run,) = repo.runs()
+    assert [d.status for d in repo.dispatches(run.id)] == ["running"]  # ... but nobody recorded the end
     result = repo.orch("run", "--milestone", "M1")
-    assert result.code == 0, result.err  # ... and the next run ends it and redoes the phase
-    assert wait_gone(agent)
+    assert result.code == 0, result.err  # the next run fails the attempt and redoes the phase
     (run,) = repo.runs()
     assert sorted((d.name, d.status) for d in repo.dispatches(run.id)) == [
         ("1/dev/0/1", "failed"),

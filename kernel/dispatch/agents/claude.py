@@ -25,7 +25,9 @@ is billed above the plain input rate, 1.25x for the 5-minute cache), cache = cac
 output = output_tokens, cost = total_cost_usd.
 
 Outcome: a `result` with `is_error` or a subtype other than `success` is a failure; a success
-result completes the run. `permission_denials` are reported as problems (the run still counts).
+result completes the run. `permission_denials` are reported as problems (the run still counts). A
+failure that is a refused login (`AUTH_MARKERS`, or an assistant message flagged
+`authentication_failed`) is `auth_failed`.
 """
 
 from __future__ import annotations
@@ -34,10 +36,21 @@ import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from kernel.dispatch.agents.output import AgentParser
+from kernel.dispatch.agents.output import AgentParser, mentions_any
 from kernel.dispatch.agents.usage import TokenUsage, cost, count
 
 PROGRAM = "claude"
+# What a refused login looks like: an assistant message flagged `"error": "authentication_failed"`
+# (Agent SDK, SDKAssistantMessage.error), and the result texts Claude Code prints for it ("Invalid API
+# key · Please run /login", "Invalid API key · Fix external API key", "OAuth token has expired").
+AUTH_ERROR = "authentication_failed"
+AUTH_MARKERS = (
+    "Invalid API key",
+    "Please run /login",
+    "Run /login",
+    "OAuth token has expired",
+    "authentication_error",
+)
 OutputFormat = Literal["json", "stream-json"]
 
 
@@ -90,9 +103,15 @@ def describe_denial(denial: Any) -> str:
 
 
 class ClaudeParser(AgentParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self._auth_flagged = False  # an assistant message said authentication failed
+
     def on_event(self, event: dict[str, Any]) -> str | None:
         kind = event.get("type")
         if kind == "assistant":
+            if event.get("error") == AUTH_ERROR:
+                self._auth_flagged = True
             message = event.get("message")
             return self._assistant(message) if isinstance(message, dict) else None
         if kind == "result":
@@ -131,6 +150,8 @@ class ClaudeParser(AgentParser):
             else:
                 self.failure = detail if subtype == "success" else f"{subtype}: {detail}"
             self.completed = False
+            self.auth_failed = self._auth_flagged or mentions_any(self.failure, AUTH_MARKERS)
         else:
             self.failure = None
             self.completed = True
+            self.auth_failed = False

@@ -27,7 +27,8 @@ totals and change nothing here.
 Outcome. A top-level `error` event is not final by itself: a stream retry prints
 `{"type":"error","message":"Reconnecting... 1/5"}` and carries on (the processor maps
 `StreamError` to `ThreadEvent::Error` and keeps running). It is a failure only when nothing follows
-it; `turn.failed` always is. Structured output: with `--output-schema FILE` the final
+it; `turn.failed` always is. A terminal error naming HTTP 401/403 or the login is `auth_failed`.
+Structured output: with `--output-schema FILE` the final
 `agent_message` is JSON conforming to the schema ("a JSON string when structured output is
 requested", exec_events.rs `AgentMessageItem`); the parser decodes exactly that message, only when
 told a schema was given.
@@ -39,10 +40,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from kernel.dispatch.agents.output import AgentParser
+from kernel.dispatch.agents.output import AgentParser, mentions_any
 from kernel.dispatch.agents.usage import TokenUsage, count
 
 PROGRAM = "codex"
+# A terminal error naming one of these is a refused login (codex-rs reports the HTTP status of the
+# failed request: "unexpected status 401 Unauthorized: ...", "exceeded retry limit, last status: 401
+# Unauthorized"); a `Reconnecting...` line naming it is still only a retry.
+AUTH_MARKERS = ("401 Unauthorized", "403 Forbidden", "Not logged in", "codex login")
 
 
 def argv(
@@ -128,6 +133,7 @@ class CodexParser(AgentParser):
     def at_end(self) -> None:
         if self._last_error is not None and self.failure is None:
             self.failure = self._last_error  # an error with nothing after it: the run ended on it
+        self.auth_failed = mentions_any(self.failure, AUTH_MARKERS)
         if self.expects_structured and self.final_message is not None:
             value: Any
             try:

@@ -10,8 +10,10 @@ Protocol: every stdout line that is a JSON object with a `type` counts; everythi
 
     {"type": "message", "text": "..."}                       the last one is the final message
     {"type": "usage", "input_tokens": 1, "output_tokens": 2, "cache_tokens": 0, "cost_usd": 0.01}
-    {"type": "result", "result": {...}}                       the structured result (the last one)
-    {"type": "error", "message": "..."}                       the agent failed
+    {"type": "result", "result": {...}}                       the structured result (the last one;
+                                                              differing ones: `structured_conflict`)
+    {"type": "error", "message": "...", "auth": true}         the agent failed (`auth`, optional: its
+                                                              credentials were refused; no retry helps)
 
 Usage lines are increments in the kernel's meaning (`input_tokens` fresh prompt tokens,
 `cache_tokens` read from a cache; see `kernel.dispatch.agents.usage`) and add up; a line with a
@@ -74,10 +76,14 @@ class CommandParser(AgentParser):
                 self.usage = usage if self.usage is None else self.usage.plus(usage)
             return None
         if kind == "result":
-            self.structured = event.get("result")
+            answer = event.get("result")
+            if self.structured is not None and answer != self.structured:
+                self.structured_conflict = True
+            self.structured = answer
             self.completed = True
             return None
         if kind == "error":
             self.failure = str(event.get("message") or "error")
+            self.auth_failed = event.get("auth") is True
             return f"error: {self.failure}"
         return None

@@ -42,8 +42,10 @@ class AgentResult:
     usage: TokenUsage | None  # None: the agent reported none (the caller keeps what it knew)
     final_message: str | None
     structured: Any  # the structured-output channel's value; None when absent
+    structured_conflict: bool  # the channel gave different answers (`structured` is the last one)
     failure: str | None  # a terminal failure the agent reported itself
     completed: bool  # the agent reported reaching its successful end (a completed turn, a result)
+    auth_failed: bool  # `failure` is the agent's credentials being refused: retrying cannot help
     problems: tuple[str, ...]
     display: tuple[str, ...]  # the last DISPLAY_KEEP display lines
     json_lines: int
@@ -63,6 +65,14 @@ def describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
+def mentions_any(text: str | None, markers: tuple[str, ...]) -> bool:
+    """Whether `text` contains one of `markers` (case-insensitive): how a failure is classified."""
+    if not text:
+        return False
+    lowered = text.lower()
+    return any(marker.lower() in lowered for marker in markers)
+
+
 def _loads(text: str) -> Any:
     try:
         return json.loads(text)
@@ -77,8 +87,10 @@ class AgentParser:
         self.usage: TokenUsage | None = None
         self.final_message: str | None = None
         self.structured: Any = None
+        self.structured_conflict = False
         self.failure: str | None = None
         self.completed = False
+        self.auth_failed = False
         self.problems: list[str] = []
         self.display: deque[str] = deque(maxlen=DISPLAY_KEEP)
         self.json_lines = 0
@@ -134,7 +146,9 @@ class AgentParser:
         self.at_end()
         self._result = AgentResult(
             usage=self.usage, final_message=self.final_message, structured=self.structured,
-            failure=self.failure, completed=self.completed, problems=tuple(self.problems),
+            structured_conflict=self.structured_conflict,
+            failure=self.failure, completed=self.completed, auth_failed=self.auth_failed,
+            problems=tuple(self.problems),
             display=tuple(self.display), json_lines=self.json_lines, other_lines=self.other_lines,
         )  # fmt: skip
         return self._result
